@@ -1,0 +1,110 @@
+"""The expected behaviour of every gain, read from ``data/gains.toml``."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised in the old-Python tox envs
+    import tomli as tomllib
+
+try:
+    from importlib.resources import files as _files
+except ImportError:  # Python 3.7/3.8
+    _files = None
+
+_MISSING = object()
+
+
+def _evaluate(expression: str) -> float:
+    # The data file states values as readable expressions ("5 / 3", "math.sqrt(2)").
+    return eval(expression, {"__builtins__": {}, "math": math})  # noqa: S307
+
+
+@dataclass(frozen=True)
+class GainCase:
+    """One documented ``calculate_gain`` value and what it should do to a deep network."""
+
+    id: str
+    nonlinearity: str
+    value: float
+    type: str
+    since: str
+    activation: str
+    regime: str
+    stability: bool
+    param: object = _MISSING
+    slope: Optional[float] = None
+    deviation: str = ""
+    claim: str = ""
+
+    @property
+    def has_param(self) -> bool:
+        return self.param is not _MISSING
+
+    def call_args(self) -> tuple:
+        """Positional arguments for ``calculate_gain``."""
+        return (self.nonlinearity, self.param) if self.has_param else (self.nonlinearity,)
+
+    @property
+    def since_tuple(self) -> Tuple[int, ...]:
+        return version_tuple(self.since)
+
+
+@dataclass(frozen=True)
+class ReferenceCase:
+    """A gain outside ``calculate_gain`` that the suite checks for comparison."""
+
+    id: str
+    activation: str
+    gain: float
+    regime: str
+    source: str
+    slope: Optional[float] = None
+    claim: str = ""
+
+
+def version_tuple(version: str) -> Tuple[int, ...]:
+    """``'1.7.1+cu101'`` -> ``(1, 7, 1)``."""
+    core = version.split("+")[0]
+    parts = []
+    for piece in core.split(".")[:3]:
+        digits = ""
+        for char in piece:
+            if not char.isdigit():
+                break
+            digits += char
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _read_data() -> dict:
+    if _files is not None:
+        text = (_files("gainkit") / "data" / "gains.toml").read_text(encoding="utf-8")
+    else:
+        import pkgutil
+
+        text = pkgutil.get_data("gainkit", "data/gains.toml").decode("utf-8")
+    return tomllib.loads(text)
+
+
+def load() -> Tuple[Tuple[GainCase, ...], Tuple[ReferenceCase, ...]]:
+    data = _read_data()
+    gains = []
+    for row in data["gain"]:
+        row = dict(row)
+        row["value"] = _evaluate(row["value"])
+        gains.append(GainCase(**row))
+    references = []
+    for row in data.get("reference", []):
+        row = dict(row)
+        row["gain"] = _evaluate(row["gain"])
+        references.append(ReferenceCase(**row))
+    return tuple(gains), tuple(references)
+
+
+GAINS, REFERENCES = load()

@@ -1,0 +1,1 @@
+"""Command-line tools of gainkit; each module is thin over the gainkit core."""
