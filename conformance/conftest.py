@@ -170,15 +170,16 @@ def probe_overrides(request) -> dict:
 
 @pytest.fixture(scope="session")
 def require_gain():
-    """``require_gain(case)`` -> ``calculate_gain(*case.call_args())``.
+    """``require_gain(case, *arguments)`` -> ``calculate_gain(*arguments)``.
 
-    Where the installed torch predates ``case.since`` and lacks the value, the test fails
-    (it is not skipped) with the message naming the patch to apply.
+    ``arguments`` default to ``case.call_args()``. Where the installed torch predates
+    ``case.since`` and lacks the value, the test fails (it is not skipped) with the message
+    naming the patch to apply.
     """
 
-    def require(case):
+    def require(case, *arguments):
         try:
-            return torch.nn.init.calculate_gain(*case.call_args())
+            return torch.nn.init.calculate_gain(*(arguments or case.call_args()))
         except ValueError:
             if torchinfo.predates(case):
                 pytest.fail(torchinfo.missing_gain_message(case), pytrace=False)
