@@ -1,0 +1,62 @@
+"""Assert that a tox env imports the torch release its name says.
+
+Usage: ``python -m gainkit.tools.envcheck ENV_NAME`` where ENV_NAME holds a factor
+``torchX.Y.Z`` (e.g. ``py38-torch1.7.1``). Exit 0 and one line naming the release when they
+match; exit 2 and one line on stderr when they do not, or when torch cannot be imported.
+Runs inside old environments too (Python 3.7, torch 1.0).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+_FACTOR = re.compile(r"(?:^|-)torch(\d+\.\d+\.\d+)(?:-|$)")
+
+
+def expected_release(env_name: str):
+    match = _FACTOR.search(env_name)
+    return match.group(1) if match else None
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if len(args) != 1:
+        print("gainkit envcheck: error: expected one argument, the tox env name", file=sys.stderr)
+        return 2
+    env_name = args[0]
+    expected = expected_release(env_name)
+    if expected is None:
+        print(
+            "gainkit envcheck: error: {}: no torchX.Y.Z factor in the env name".format(env_name),
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        import torch
+    except Exception as exc:  # any import failure is the env's fault, report it in one line
+        print(
+            "gainkit envcheck: error: {}: torch does not import: {}".format(env_name, exc),
+            file=sys.stderr,
+        )
+        return 2
+    installed = torch.__version__.split("+")[0]
+    git_version = getattr(getattr(torch, "version", None), "git_version", "unknown")
+    if installed != expected:
+        print(
+            "gainkit envcheck: error: {}: imports torch {} from {}, not {}".format(
+                env_name, torch.__version__, torch.__file__, expected
+            ),
+            file=sys.stderr,
+        )
+        return 2
+    print(
+        "{}: torch {} (git {}) on Python {}.{}.{}, as named".format(
+            env_name, torch.__version__, git_version, *sys.version_info[:3]
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
