@@ -1,0 +1,552 @@
+"""Check, apply and revert the gainkit patch series on a torch target.
+
+A target is a pytorch git checkout, a plain source tree (an unpacked release) or the torch
+installed in a Python environment (its site-packages; only the ``torch/`` parts of the series).
+
+git makes every decision about patch text: ``git apply --numstat`` names the files a patch
+touches, ``git apply`` and ``git apply -R`` decide whether it applies or is already applied,
+``git am`` commits it in a checkout. The DEP-3 fields and Torch-Versions are read from the patch
+files themselves with the ``email`` module.
+
+A change is all or nothing:
+
+1. Plan: the files the series touches are copied to a scratch directory and the series is
+   replayed there (applied patches unwound newest first, then every patch applied in order).
+   This yields each patch's status and the exact bytes of every file after ``apply`` and after
+   ``revert``, before anything in the target is written.
+2. Preflight: every file to write and its directory must accept writes (probed by opening
+   them); a checkout needs a clean index and no local changes in the touched files.
+3. Write: a transaction directory ``.gainkit-patch-*`` in the target root keeps a copy of each
+   file before it is replaced (temporary file + rename, so hard links such as conda's are
+   broken, not written through); on any error or SIGINT the copies are put back and the
+   directory is removed. It is also where a journal for crash recovery belongs.
+   In a checkout, ``apply`` runs ``git am`` once per patch; a failure or SIGINT runs
+   ``git am --abort`` and ``git reset --keep`` back to the recorded HEAD.
+   SIGINT is held until the point between two writes; git runs in its own session so that a
+   terminal Ctrl-C cannot kill it half-way.
+
+``revert`` in a checkout removes the series' commits with ``git reset --keep`` only when they
+are the topmost commits of HEAD (recognised by ``git patch-id``); anything else is refused,
+since dropping buried commits would rewrite history that later work builds on.
+
+Test seam: GAINKIT_TEST_PAUSE_AFTER_PATCH=<seconds> sleeps after the first write of a change
+(first file replaced, or first patch committed) so a test can interrupt a half-done change.
+"""
+
+from __future__ import annotations
+
+import email
+import email.parser
+import email.policy
+import os
+import re
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+APPLIES, APPLIED, UPSTREAM, CONFLICT, NOT_APPLICABLE = (
+    "APPLIES", "APPLIED", "UPSTREAM", "CONFLICT", "N/A")
+EXIT_OK, EXIT_CONFLICT, EXIT_USAGE, EXIT_WRITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+PAUSE_ENV = "GAINKIT_TEST_PAUSE_AFTER_PATCH"
+SITE_INCLUDE = "torch/*"
+Contents = Dict[str, Optional[bytes]]  # relative path -> bytes; None: the file is absent
+
+_REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+             "GIT_COMMON_DIR", "GIT_PREFIX")
+# '' (the cwd) is dropped from sys.path so that a torch/ in the cwd is not mistaken for it.
+_FIND_TORCH = ("import sys, importlib.util as u; sys.path = sys.path[1:]; "
+               "s = u.find_spec('torch'); "
+               "print(s.submodule_search_locations[0] if s and s.submodule_search_locations "
+               "else '')")
+
+
+class PatchError(Exception):
+    """A failure the user can act on: one line per problem, each naming a file and a cause."""
+
+    def __init__(self, *lines: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(lines[0])
+        self.lines = list(lines)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Patch:
+    path: Path
+    subject: str
+    fields: Dict[str, str]
+    torch_versions: SpecifierSet
+    upstream: Optional[Version]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class Target:
+    kind: str  # "git checkout", "source tree" or "site-packages"
+    root: Path
+    version: Version
+    version_source: str
+    include: Optional[str] = None  # git apply --include pattern
+    use_am: bool = False
+
+    def describe(self) -> str:
+        return "{} {} (torch {}, from {})".format(
+            self.kind, self.root, self.version, self.version_source)
+
+
+@dataclass
+class Verdict:
+    patch: Patch
+    status: Optional[str]
+    reason: str
+    files: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    target: Target
+    verdicts: List[Verdict]
+    before: Contents
+    after_apply: Contents
+    after_revert: Contents
+
+    def having(self, status: str) -> List[Verdict]:
+        return [verdict for verdict in self.verdicts if verdict.status == status]
+
+    def changes(self, contents: Contents) -> Contents:
+        return {rel: data for rel, data in contents.items() if data != self.before[rel]}
+
+
+# -- the series ---------------------------------------------------------------------------
+
+def default_patch_dir() -> Path:
+    """The series of the gainkit source tree this module was imported from."""
+    return Path(__file__).resolve().parents[2] / "patches"
+
+
+def load_series(patch_dir: Path) -> List[Patch]:
+    series = Path(patch_dir) / "series"
+    if not series.is_file():
+        raise PatchError("{}: no such file; pass --patches DIR".format(series))
+    patches = []
+    for line in series.read_text(encoding="utf-8").splitlines():
+        name = line.split("#", 1)[0].strip()
+        if name:
+            path = series.parent / name
+            if not path.is_file():
+                raise PatchError("{}: listed in {} but missing".format(path, series))
+            patches.append(read_patch(path))
+    return patches
+
+
+def read_patch(path: Path) -> Patch:
+    with path.open("rb") as handle:
+        message = email.message_from_binary_file(handle, policy=email.policy.default)
+    body = (message.get_payload(decode=True) or b"").decode("utf-8", "replace")
+    commit_message = ("\n" + body).split("\n---\n", 1)[0]
+    fields = {}  # type: Dict[str, str]
+    for paragraph in reversed(commit_message.strip().split("\n\n")):
+        block = email.parser.HeaderParser().parsestr(paragraph.strip() + "\n\n")
+        if block.defects or block.get_payload().strip() or not block.keys():
+            break
+        fields = {**{key: " ".join(value.split()) for key, value in block.items()}, **fields}
+    subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", " ".join(str(message["Subject"]).split()))
+    try:
+        versions = SpecifierSet(fields["Torch-Versions"])
+        upstream = fields.get("Applied-Upstream")
+        return Patch(path, subject, fields, versions,
+                     Version(upstream.split(",")[0]) if upstream else None)
+    except KeyError:
+        raise PatchError("{}: no Torch-Versions field".format(path)) from None
+    except (InvalidSpecifier, InvalidVersion) as error:
+        raise PatchError("{}: {}".format(path, error)) from None
+
+
+# -- targets ------------------------------------------------------------------------------
+
+def _base_version(text: str, source: Path) -> Version:
+    try:
+        return Version(Version(text.strip()).base_version)
+    except (InvalidVersion, AttributeError):
+        raise PatchError("{}: {!r} is not a version".format(source, text)) from None
+
+
+def tree_target(path: str, working_tree: bool = False) -> Target:
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise PatchError("{}: no such directory".format(root))
+    root = root.resolve()
+    if not (root / "torch" / "nn" / "init.py").is_file():
+        raise PatchError("{}: not a torch source tree (no torch/nn/init.py)".format(root))
+    version_file = root / "version.txt"
+    if not version_file.is_file():
+        raise PatchError("{}: missing, so the torch version is unknown".format(version_file))
+    is_checkout = (root / ".git").exists()
+    if working_tree and not is_checkout:
+        raise PatchError("{}: --working-tree needs a git checkout".format(root))
+    version = _base_version(version_file.read_text(encoding="utf-8"), version_file)
+    return Target("git checkout" if is_checkout else "source tree", root, version,
+                  "version.txt", use_am=is_checkout and not working_tree)
+
+
+def python_target(python: str) -> Target:
+    interpreter = Path(python).expanduser()
+    if interpreter.is_dir():  # a virtual environment
+        interpreter = interpreter / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if not interpreter.exists():
+        raise PatchError("{}: no such interpreter".format(interpreter))
+    try:
+        found = subprocess.run([str(interpreter), "-c", _FIND_TORCH], capture_output=True,
+                               universal_newlines=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise PatchError("{}: cannot run it: {}".format(interpreter, error)) from None
+    if found.returncode != 0:
+        raise PatchError("{}: cannot run it: {}".format(interpreter, _last_line(found.stderr)))
+    if not found.stdout.strip():
+        raise PatchError("{}: torch is not installed there".format(interpreter))
+    site = Path(found.stdout.strip()).parent
+    metadata = sorted(site.glob("torch-*.dist-info/METADATA"))
+    if len(metadata) != 1:
+        raise PatchError("{}: {} torch-*.dist-info/METADATA, expected one".format(
+            site, len(metadata)))
+    with metadata[0].open("rb") as handle:
+        version = _base_version(str(email.message_from_binary_file(handle)["Version"]),
+                                metadata[0])
+    return Target("site-packages", site, version, metadata[0].parent.name, include=SITE_INCLUDE)
+
+
+# -- planning -----------------------------------------------------------------------------
+
+def _git(args: List[str], cwd: Path, outside_repo: bool = False,
+         stdin: Optional[str] = None) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in _REPO_ENV}
+    if outside_repo:  # keep git from finding a repository that encloses cwd
+        env["GIT_CEILING_DIRECTORIES"] = str(Path(cwd).resolve().parent)
+    try:
+        return subprocess.run(["git"] + args, cwd=str(cwd), env=env, input=stdin,
+                              capture_output=True, encoding="utf-8", errors="replace",
+                              start_new_session=True)
+    except FileNotFoundError:
+        raise PatchError("git: not found; the patch tool runs git") from None
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "failed"
+
+
+def _explain(stderr: str, root: Path) -> str:
+    """git apply's complaint as one line naming the target file."""
+    failed = re.search(r"patch failed: (.+):(\d+)$", stderr, re.M)
+    if failed:
+        return "{}: hunk at line {} does not apply".format(root / failed.group(1),
+                                                           failed.group(2))
+    message = _last_line(stderr)
+    message = message[len("error: "):] if message.startswith("error: ") else message
+    path, colon, cause = message.partition(": ")
+    if colon and not os.path.isabs(path) and " " not in path:
+        return "{}: {}".format(root / path, cause)
+    return "{}: {}".format(root, message)
+
+
+def _read(path: Path) -> Optional[bytes]:
+    return path.read_bytes() if path.is_file() else None
+
+
+def _screen(patch: Patch, target: Target, files: List[str]) -> Verdict:
+    """The verdict that needs no patching: UPSTREAM, N/A, or undecided (status None)."""
+    version = target.version
+    if patch.upstream is not None and version >= patch.upstream:
+        return Verdict(patch, UPSTREAM, "torch {} >= Applied-Upstream {}".format(
+            version, patch.upstream), files)
+    if version not in patch.torch_versions:
+        return Verdict(patch, NOT_APPLICABLE, "torch {} is outside Torch-Versions {}".format(
+            version, patch.fields["Torch-Versions"]), files)
+    if not files:
+        return Verdict(patch, NOT_APPLICABLE, "changes nothing under {}".format(
+            target.include), files)
+    if not any((target.root / rel).exists() for rel in files):
+        return Verdict(patch, NOT_APPLICABLE, "absent here: " + ", ".join(files), files)
+    return Verdict(patch, None, "", files)
+
+
+def make_plan(patches: List[Patch], target: Target) -> Plan:
+    """Replay the series on a scratch copy of the touched files; the target is only read."""
+    include = ["--include=" + target.include] if target.include else []
+    with tempfile.TemporaryDirectory(prefix="gainkit-patch-") as tmp:
+        scratch = Path(tmp)
+
+        def git_apply(patch: Patch, *flags: str) -> subprocess.CompletedProcess:
+            return _git(["apply"] + list(flags) + include + [str(patch.path)], scratch,
+                        outside_repo=True)
+
+        verdicts = []
+        for patch in patches:
+            numstat = git_apply(patch, "--numstat")
+            if numstat.returncode != 0:
+                raise PatchError("{}: {}".format(patch.path, _last_line(numstat.stderr)))
+            files = [line.split("\t", 2)[2] for line in numstat.stdout.splitlines()]
+            verdicts.append(_screen(patch, target, files))
+        every = sorted({rel for verdict in verdicts for rel in verdict.files})
+        before = {rel: _read(target.root / rel) for rel in every}
+        for rel, data in before.items():
+            if data is not None:
+                (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+                (scratch / rel).write_bytes(data)
+        for verdict in verdicts:
+            if verdict.status is not None and git_apply(verdict.patch, "--check").returncode == 0:
+                verdict.reason += "; yet it applies: its change is missing here"
+        live = [verdict for verdict in verdicts if verdict.status is None]
+        for verdict in reversed(live):
+            if git_apply(verdict.patch, "-R").returncode == 0:
+                verdict.status, verdict.reason = APPLIED, "reverse-applies cleanly"
+        after_revert = {rel: _read(scratch / rel) for rel in every}
+        for verdict in live:
+            result = git_apply(verdict.patch)
+            if result.returncode != 0:
+                verdict.status, verdict.reason = CONFLICT, _explain(result.stderr, target.root)
+            elif verdict.status is None:
+                verdict.status, verdict.reason = APPLIES, "applies cleanly"
+        after_apply = {rel: _read(scratch / rel) for rel in every}
+    return Plan(target, verdicts, before, after_apply, after_revert)
+
+
+def status_lines(plan: Plan) -> List[str]:
+    width = max([len(verdict.patch.name) for verdict in plan.verdicts] + [0])
+    lines = ["target: " + plan.target.describe()]
+    lines += ["{:<{}}  {:<9} ({})".format(verdict.patch.name, width, verdict.status,
+                                          verdict.reason) for verdict in plan.verdicts]
+    command = git_command(plan)
+    lines.append("with git alone: " + command if command else "nothing to apply")
+    return lines
+
+
+def git_command(plan: Plan) -> Optional[str]:
+    """The plain git command that applies what `apply` would apply."""
+    todo = [str(verdict.patch.path) for verdict in plan.having(APPLIES)]
+    target = plan.target
+    if not todo:
+        return None
+    if target.use_am:
+        return " ".join(shlex.quote(word) for word in ["git", "-C", str(target.root), "am"] + todo)
+    include = ["--include=" + target.include] if target.include else []
+    return "cd {} && GIT_CEILING_DIRECTORIES={} {}".format(
+        shlex.quote(str(target.root)), shlex.quote(str(target.root.parent)),
+        " ".join(shlex.quote(word) for word in ["git", "apply"] + include + todo))
+
+
+# -- writing ------------------------------------------------------------------------------
+
+class _HeldInterrupt:
+    """Holds SIGINT until a checkpoint between two writes, so no write is cut in half."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.previous = None
+
+    def __enter__(self) -> _HeldInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self.pending = True
+
+    def checkpoint(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+        delay = float(os.environ.get(PAUSE_ENV) or 0)
+        if delay:
+            os.environ.pop(PAUSE_ENV)  # only after the first write
+            time.sleep(delay)
+            self.checkpoint()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _replace(path: Path, data: Optional[bytes]) -> None:
+    if data is None:
+        if path.exists():
+            path.unlink()
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+    handle, temporary = tempfile.mkstemp(prefix=".gainkit-", dir=str(path.parent))
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, mode)
+        os.replace(temporary, str(path))
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _check_writable(root: Path, rels: List[str]) -> None:
+    """Probe, without changing them, that each file and its directory take writes."""
+    for path in [root / rel for rel in rels]:
+        try:
+            if path.exists():
+                open(str(path), "ab").close()
+        except OSError as error:
+            raise PatchError("{}: cannot write it: {}".format(path, error.strerror)) from None
+    for directory in sorted({root} | {(root / rel).parent for rel in rels}):
+        try:
+            tempfile.NamedTemporaryFile(prefix=".gainkit-", dir=str(directory)).close()
+        except OSError as error:
+            raise PatchError("{}: cannot create files in it: {}".format(
+                directory, error.strerror)) from None
+
+
+def _write_files(plan: Plan, changes: Contents, held: _HeldInterrupt) -> None:
+    root = plan.target.root
+    _check_writable(root, list(changes))
+    journal = Path(tempfile.mkdtemp(prefix=".gainkit-patch-", dir=str(root)))
+    done = []  # type: List[str]
+    try:
+        for rel in changes:
+            if _read(root / rel) != plan.before[rel]:
+                raise PatchError("{}: changed while being patched".format(root / rel))
+            if plan.before[rel] is not None:
+                (journal / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(str(root / rel), str(journal / rel))
+        for rel, data in changes.items():
+            done.append(rel)
+            _replace(root / rel, data)
+            held.checkpoint()
+    except BaseException as error:
+        try:
+            for rel in reversed(done):
+                _replace(root / rel, _read(journal / rel))
+        except OSError as failure:
+            raise PatchError("{}: rollback failed ({}); the original files are in {}".format(
+                root / rel, failure.strerror, journal), exit_code=EXIT_WRITE) from None
+        shutil.rmtree(str(journal))
+        if isinstance(error, OSError):
+            raise PatchError("{}: {}; nothing changed".format(
+                error.filename or root, error.strerror), exit_code=EXIT_WRITE) from None
+        raise
+    shutil.rmtree(str(journal))
+
+
+def _head(root: Path) -> str:
+    return _git(["rev-parse", "HEAD"], root).stdout.strip()
+
+
+def _busy(root: Path) -> bool:
+    paths = _git(["rev-parse", "--git-path", "rebase-apply", "--git-path", "rebase-merge"], root)
+    return any((root / path).exists() for path in paths.stdout.split())
+
+
+def _check_checkout(root: Path, rels: List[str], committing: bool) -> None:
+    if _busy(root):
+        raise PatchError("{}: a git am or rebase is in progress; finish it first".format(root))
+    if _git(["diff", "--cached", "--quiet"], root).returncode != 0:
+        raise PatchError("{}: the index has staged changes; commit or stash them".format(root))
+    dirty = _git(["diff", "--name-only", "--"] + rels, root).stdout.split() if rels else []
+    if dirty:
+        raise PatchError("{}: has local changes; commit or stash them, or use "
+                         "--working-tree".format(root / dirty[0]))
+    if committing and _git(["var", "GIT_COMMITTER_IDENT"], root).returncode != 0:
+        raise PatchError("{}: git needs user.name and user.email to commit".format(root))
+
+
+def _am(plan: Plan, held: _HeldInterrupt) -> None:
+    root = plan.target.root
+    head = _head(root)
+    try:
+        for verdict in plan.having(APPLIES):
+            result = _git(["am", "--quiet", str(verdict.patch.path)], root)
+            if result.returncode != 0:
+                raise PatchError("{}: git am failed: {}".format(
+                    verdict.patch.path, _last_line(result.stderr)), exit_code=EXIT_WRITE)
+            held.checkpoint()
+        for rel, data in plan.after_apply.items():
+            if _read(root / rel) != data:
+                raise PatchError("{}: git am gave other bytes than git apply".format(
+                    root / rel), exit_code=EXIT_WRITE)
+    except BaseException:
+        if _busy(root):
+            _git(["am", "--abort"], root)
+        if _head(root) != head:
+            _git(["reset", "--quiet", "--keep", head], root)
+        raise
+
+
+def _patch_ids(text: str, root: Path) -> List[str]:
+    return [line.split()[0] for line in
+            _git(["patch-id", "--stable"], root, stdin=text).stdout.splitlines()]
+
+
+def _unmake_commits(plan: Plan) -> None:
+    """Drop the series' commits with git reset --keep if they are the top of HEAD."""
+    root = plan.target.root
+    wanted = {}  # type: Dict[str, Verdict]
+    for verdict in plan.having(APPLIED):
+        wanted.update({pid: verdict for pid in _patch_ids(verdict.patch.path.read_text(), root)})
+    commits = _git(["rev-list", "--max-count={}".format(len(wanted)), "HEAD"], root)
+    top = []  # type: List[Verdict]
+    for commit in commits.stdout.split():
+        ids = _patch_ids(_git(["show", "--format=", commit], root).stdout, root)
+        if not ids or ids[0] not in wanted:
+            break
+        top.append(wanted[ids[0]])
+    for verdict in plan.having(APPLIED):
+        if verdict not in top:
+            raise PatchError("{}: {} is applied, but not as one of the topmost commits of HEAD; "
+                             "undo it with git revert, or use --working-tree".format(
+                                 root, verdict.patch.name), exit_code=EXIT_CONFLICT)
+    result = _git(["reset", "--quiet", "--keep", "HEAD~{}".format(len(top))], root)
+    if result.returncode != 0:
+        raise PatchError("{}: git reset failed: {}".format(root, _last_line(result.stderr)))
+
+
+def check(plan: Plan) -> None:
+    """Raise one line per CONFLICT: `apply` would refuse the series."""
+    conflicts = plan.having(CONFLICT)
+    if conflicts:
+        raise PatchError(*["{} ({})".format(verdict.reason, verdict.patch.name)
+                           for verdict in conflicts], exit_code=EXIT_CONFLICT)
+
+
+def apply(plan: Plan) -> List[Verdict]:
+    """Apply every APPLIES patch, all or nothing; returns them (none: nothing to do)."""
+    check(plan)
+    todo = plan.having(APPLIES)
+    changes = plan.changes(plan.after_apply)
+    if todo and plan.target.use_am:
+        _check_checkout(plan.target.root, list(changes), committing=True)
+        with _HeldInterrupt() as held:
+            _am(plan, held)
+    elif todo:
+        with _HeldInterrupt() as held:
+            _write_files(plan, changes, held)
+    return todo
+
+
+def revert(plan: Plan) -> List[Verdict]:
+    """Undo every APPLIED patch, all or nothing; returns them (none: nothing to do)."""
+    todo = plan.having(APPLIED)
+    changes = plan.changes(plan.after_revert)
+    if todo and plan.target.use_am:
+        _check_checkout(plan.target.root, list(changes), committing=False)
+        _unmake_commits(plan)
+    elif todo:
+        with _HeldInterrupt() as held:
+            _write_files(plan, changes, held)
+    return todo

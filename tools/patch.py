@@ -1,0 +1,107 @@
+"""gainkit patch: check, apply and revert the gainkit patch series on a torch target.
+
+    gainkit patch status [TARGET] [--patches DIR]   one line per patch, and the plain git command
+    gainkit patch check  [TARGET] [--patches DIR]   would `apply` succeed? nothing is written
+    gainkit patch apply  [TARGET] [--patches DIR]   apply the series, all or nothing
+    gainkit patch revert [TARGET] [--patches DIR]   undo it, all or nothing
+
+TARGET is one of
+    --tree PATH      a pytorch git checkout (apply commits with git am; revert drops those
+                     commits if they are the top of HEAD) or a plain source tree (git apply);
+                     both need version.txt and torch/nn/init.py
+    --tree PATH --working-tree
+                     a checkout, changing only its working tree (git apply, no commits)
+    --python PATH    the torch installed for this interpreter or virtual environment
+                     (default: the running interpreter); only the torch/ parts of the series
+
+Statuses: APPLIES, APPLIED, UPSTREAM (the target's torch >= Applied-Upstream), CONFLICT,
+N/A (torch outside Torch-Versions, or none of the patch's files in the target).
+N/A and UPSTREAM patches are never applied; when their change is still missing from the target
+(a pre-release tree, say) their status line says so.
+
+Exit codes:
+    0    done, or nothing to do (for check: apply would succeed)
+    1    the series does not fit the target: a CONFLICT (one line per conflict on stderr), or
+         a revert git cannot do safely; nothing was written
+    2    usage or target error (missing path, not a torch tree, local changes in a checkout,
+         a file that cannot be written, ...); nothing was written
+    3    a write failed half-way; what was written has been rolled back
+    130  interrupted (SIGINT); what was written has been rolled back
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from gainkit import patchkit
+
+PROG = "gainkit patch"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, as for every other user error
+        self.exit(patchkit.EXIT_USAGE, "{}: error: {}\n".format(PROG, message))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.split("\n\n", 1)[1],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["status", "check", "apply", "revert"])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--tree", metavar="PATH", help="a pytorch checkout or source tree")
+    where.add_argument("--python", metavar="PATH",
+                       help="an interpreter or virtual environment (default: this one)")
+    parser.add_argument("--working-tree", action="store_true",
+                        help="with --tree on a checkout: change files only, make no commits")
+    parser.add_argument("--patches", metavar="DIR", default=str(patchkit.default_patch_dir()),
+                        help="the patch series directory (default: %(default)s)")
+    return parser
+
+
+def _say(lines: List[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    target = None
+    try:
+        if args.working_tree and not args.tree:
+            raise patchkit.PatchError("--working-tree needs --tree")
+        patches = patchkit.load_series(args.patches)
+        if args.tree:
+            target = patchkit.tree_target(args.tree, args.working_tree)
+        else:
+            target = patchkit.python_target(args.python or sys.executable)
+        plan = patchkit.make_plan(patches, target)
+        if args.command == "status":
+            _say(patchkit.status_lines(plan))
+            return patchkit.EXIT_CONFLICT if plan.having(patchkit.CONFLICT) else patchkit.EXIT_OK
+        if args.command == "check":
+            patchkit.check(plan)
+            print("ok: {} to apply to {}".format(
+                len(plan.having(patchkit.APPLIES)), target.describe()))
+            return patchkit.EXIT_OK
+        _say(patchkit.status_lines(plan)[:-1])
+        if args.command == "apply":
+            done = patchkit.apply(plan)
+            print("applied {} patches".format(len(done)) if done else "nothing to apply")
+        else:
+            done = patchkit.revert(plan)
+            print("reverted {} patches".format(len(done)) if done else "nothing to revert")
+        return patchkit.EXIT_OK
+    except patchkit.PatchError as error:
+        for line in error.lines:
+            print("{}: error: {}".format(PROG, line), file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("{}: interrupted; {} is as it was".format(
+            PROG, target.root if target else "the target"), file=sys.stderr)
+        return patchkit.EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
