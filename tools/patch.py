@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional
+from typing import List
 
 from gainkit import patchkit
 
@@ -42,7 +42,7 @@ PROG = "gainkit patch"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, as for every other user error
-        self.exit(patchkit.EXIT_USAGE, "{}: error: {}\n".format(PROG, message))
+        self.exit(patchkit.EXIT_USAGE, f"{PROG}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +65,7 @@ def _say(lines: List[str]) -> None:
         print(line)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: List[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     target = None
     try:
@@ -82,20 +82,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             return patchkit.EXIT_CONFLICT if plan.having(patchkit.CONFLICT) else patchkit.EXIT_OK
         if args.command == "check":
             patchkit.check(plan)
-            print("ok: {} to apply to {}".format(
-                len(plan.having(patchkit.APPLIES)), target.describe()))
+            print(f"ok: {len(plan.having(patchkit.APPLIES))} to apply to {target.describe()}")
             return patchkit.EXIT_OK
         _say(patchkit.status_lines(plan)[:-1])
         if args.command == "apply":
             done = patchkit.apply(plan)
-            print("applied {} patches".format(len(done)) if done else "nothing to apply")
+            print(f"applied {len(done)} patches" if done else "nothing to apply")
         else:
             done = patchkit.revert(plan)
-            print("reverted {} patches".format(len(done)) if done else "nothing to revert")
+            print(f"reverted {len(done)} patches" if done else "nothing to revert")
         return patchkit.EXIT_OK
     except patchkit.PatchError as error:
         for line in error.lines:
-            print("{}: error: {}".format(PROG, line), file=sys.stderr)
+            print(f"{PROG}: error: {line}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("{}: interrupted; {} is as it was".format(

@@ -86,7 +86,7 @@ class Patch:
     subject: str
     fields: Dict[str, str]
     torch_versions: SpecifierSet
-    upstream: Optional[Version]
+    upstream: Version | None
 
     @property
     def name(self) -> str:
@@ -99,18 +99,17 @@ class Target:
     root: Path
     version: Version
     version_source: str
-    include: Optional[str] = None  # git apply --include pattern
+    include: str | None = None  # git apply --include pattern
     use_am: bool = False
 
     def describe(self) -> str:
-        return "{} {} (torch {}, from {})".format(
-            self.kind, self.root, self.version, self.version_source)
+        return f"{self.kind} {self.root} (torch {self.version}, from {self.version_source})"
 
 
 @dataclass
 class Verdict:
     patch: Patch
-    status: Optional[str]
+    status: str | None
     reason: str
     files: List[str] = field(default_factory=list)
 
@@ -133,21 +132,25 @@ class Plan:
 # -- the series ---------------------------------------------------------------------------
 
 def default_patch_dir() -> Path:
-    """The series of the gainkit source tree this module was imported from."""
-    return Path(__file__).resolve().parents[2] / "patches"
+    """The series shipped in the package, else the one of the source tree it was imported from."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "patches", here.parents[1] / "patches"):
+        if (candidate / "series").is_file():
+            return candidate
+    return here.parents[1] / "patches"
 
 
 def load_series(patch_dir: Path) -> List[Patch]:
     series = Path(patch_dir) / "series"
     if not series.is_file():
-        raise PatchError("{}: no such file; pass --patches DIR".format(series))
+        raise PatchError(f"{series}: no such file; pass --patches DIR")
     patches = []
     for line in series.read_text(encoding="utf-8").splitlines():
         name = line.split("#", 1)[0].strip()
         if name:
             path = series.parent / name
             if not path.is_file():
-                raise PatchError("{}: listed in {} but missing".format(path, series))
+                raise PatchError(f"{path}: listed in {series} but missing")
             patches.append(read_patch(path))
     return patches
 
@@ -170,9 +173,9 @@ def read_patch(path: Path) -> Patch:
         return Patch(path, subject, fields, versions,
                      Version(upstream.split(",")[0]) if upstream else None)
     except KeyError:
-        raise PatchError("{}: no Torch-Versions field".format(path)) from None
+        raise PatchError(f"{path}: no Torch-Versions field") from None
     except (InvalidSpecifier, InvalidVersion) as error:
-        raise PatchError("{}: {}".format(path, error)) from None
+        raise PatchError(f"{path}: {error}") from None
 
 
 # -- targets ------------------------------------------------------------------------------
@@ -181,22 +184,22 @@ def _base_version(text: str, source: Path) -> Version:
     try:
         return Version(Version(text.strip()).base_version)
     except (InvalidVersion, AttributeError):
-        raise PatchError("{}: {!r} is not a version".format(source, text)) from None
+        raise PatchError(f"{source}: {text.strip()!r} is not a version") from None
 
 
 def tree_target(path: str, working_tree: bool = False) -> Target:
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise PatchError("{}: no such directory".format(root))
+        raise PatchError(f"{root}: no such directory")
     root = root.resolve()
     if not (root / "torch" / "nn" / "init.py").is_file():
-        raise PatchError("{}: not a torch source tree (no torch/nn/init.py)".format(root))
+        raise PatchError(f"{root}: not a torch source tree (no torch/nn/init.py)")
     version_file = root / "version.txt"
     if not version_file.is_file():
-        raise PatchError("{}: missing, so the torch version is unknown".format(version_file))
+        raise PatchError(f"{version_file}: missing, so the torch version is unknown")
     is_checkout = (root / ".git").exists()
     if working_tree and not is_checkout:
-        raise PatchError("{}: --working-tree needs a git checkout".format(root))
+        raise PatchError(f"{root}: --working-tree needs a git checkout")
     version = _base_version(version_file.read_text(encoding="utf-8"), version_file)
     return Target("git checkout" if is_checkout else "source tree", root, version,
                   "version.txt", use_am=is_checkout and not working_tree)
@@ -207,21 +210,20 @@ def python_target(python: str) -> Target:
     if interpreter.is_dir():  # a virtual environment
         interpreter = interpreter / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if not interpreter.exists():
-        raise PatchError("{}: no such interpreter".format(interpreter))
+        raise PatchError(f"{interpreter}: no such interpreter")
     try:
         found = subprocess.run([str(interpreter), "-c", _FIND_TORCH], capture_output=True,
-                               universal_newlines=True, timeout=300)
+                               text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise PatchError("{}: cannot run it: {}".format(interpreter, error)) from None
+        raise PatchError(f"{interpreter}: cannot run it: {error}") from None
     if found.returncode != 0:
-        raise PatchError("{}: cannot run it: {}".format(interpreter, _last_line(found.stderr)))
+        raise PatchError(f"{interpreter}: cannot run it: {_last_line(found.stderr)}")
     if not found.stdout.strip():
-        raise PatchError("{}: torch is not installed there".format(interpreter))
+        raise PatchError(f"{interpreter}: torch is not installed there")
     site = Path(found.stdout.strip()).parent
     metadata = sorted(site.glob("torch-*.dist-info/METADATA"))
     if len(metadata) != 1:
-        raise PatchError("{}: {} torch-*.dist-info/METADATA, expected one".format(
-            site, len(metadata)))
+        raise PatchError(f"{site}: {len(metadata)} torch-*.dist-info/METADATA, expected one")
     with metadata[0].open("rb") as handle:
         version = _base_version(str(email.message_from_binary_file(handle)["Version"]),
                                 metadata[0])
@@ -231,7 +233,7 @@ def python_target(python: str) -> Target:
 # -- planning -----------------------------------------------------------------------------
 
 def _git(args: List[str], cwd: Path, outside_repo: bool = False,
-         stdin: Optional[str] = None) -> subprocess.CompletedProcess:
+         stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key not in _REPO_ENV}
     if outside_repo:  # keep git from finding a repository that encloses cwd
         env["GIT_CEILING_DIRECTORIES"] = str(Path(cwd).resolve().parent)
@@ -252,17 +254,16 @@ def _explain(stderr: str, root: Path) -> str:
     """git apply's complaint as one line naming the target file."""
     failed = re.search(r"patch failed: (.+):(\d+)$", stderr, re.M)
     if failed:
-        return "{}: hunk at line {} does not apply".format(root / failed.group(1),
-                                                           failed.group(2))
+        return f"{root / failed.group(1)}: hunk at line {failed.group(2)} does not apply"
     message = _last_line(stderr)
     message = message[len("error: "):] if message.startswith("error: ") else message
     path, colon, cause = message.partition(": ")
     if colon and not os.path.isabs(path) and " " not in path:
-        return "{}: {}".format(root / path, cause)
-    return "{}: {}".format(root, message)
+        return f"{root / path}: {cause}"
+    return f"{root}: {message}"
 
 
-def _read(path: Path) -> Optional[bytes]:
+def _read(path: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
@@ -270,14 +271,13 @@ def _screen(patch: Patch, target: Target, files: List[str]) -> Verdict:
     """The verdict that needs no patching: UPSTREAM, N/A, or undecided (status None)."""
     version = target.version
     if patch.upstream is not None and version >= patch.upstream:
-        return Verdict(patch, UPSTREAM, "torch {} >= Applied-Upstream {}".format(
-            version, patch.upstream), files)
+        reason = f"torch {version} >= Applied-Upstream {patch.upstream}"
+        return Verdict(patch, UPSTREAM, reason, files)
     if version not in patch.torch_versions:
         return Verdict(patch, NOT_APPLICABLE, "torch {} is outside Torch-Versions {}".format(
             version, patch.fields["Torch-Versions"]), files)
     if not files:
-        return Verdict(patch, NOT_APPLICABLE, "changes nothing under {}".format(
-            target.include), files)
+        return Verdict(patch, NOT_APPLICABLE, f"changes nothing under {target.include}", files)
     if not any((target.root / rel).exists() for rel in files):
         return Verdict(patch, NOT_APPLICABLE, "absent here: " + ", ".join(files), files)
     return Verdict(patch, None, "", files)
@@ -297,7 +297,7 @@ def make_plan(patches: List[Patch], target: Target) -> Plan:
         for patch in patches:
             numstat = git_apply(patch, "--numstat")
             if numstat.returncode != 0:
-                raise PatchError("{}: {}".format(patch.path, _last_line(numstat.stderr)))
+                raise PatchError(f"{patch.path}: {_last_line(numstat.stderr)}")
             files = [line.split("\t", 2)[2] for line in numstat.stdout.splitlines()]
             verdicts.append(_screen(patch, target, files))
         every = sorted({rel for verdict in verdicts for rel in verdict.files})
@@ -307,7 +307,8 @@ def make_plan(patches: List[Patch], target: Target) -> Plan:
                 (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
                 (scratch / rel).write_bytes(data)
         for verdict in verdicts:
-            if verdict.status is not None and git_apply(verdict.patch, "--check").returncode == 0:
+            present = any(before[rel] is not None for rel in verdict.files)
+            if verdict.status and present and git_apply(verdict.patch, "--check").returncode == 0:
                 verdict.reason += "; yet it applies: its change is missing here"
         live = [verdict for verdict in verdicts if verdict.status is None]
         for verdict in reversed(live):
@@ -334,7 +335,7 @@ def status_lines(plan: Plan) -> List[str]:
     return lines
 
 
-def git_command(plan: Plan) -> Optional[str]:
+def git_command(plan: Plan) -> str | None:
     """The plain git command that applies what `apply` would apply."""
     todo = [str(verdict.patch.path) for verdict in plan.having(APPLIES)]
     target = plan.target
@@ -366,20 +367,19 @@ class _HeldInterrupt:
         self.pending = True
 
     def checkpoint(self) -> None:
+        delay = float(os.environ.pop(PAUSE_ENV, None) or 0)  # only after the first write
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and not self.pending:
+            time.sleep(0.05)  # short naps: a sleep resumes after a signal handler returns
         if self.pending:
             raise KeyboardInterrupt
-        delay = float(os.environ.get(PAUSE_ENV) or 0)
-        if delay:
-            os.environ.pop(PAUSE_ENV)  # only after the first write
-            time.sleep(delay)
-            self.checkpoint()
 
     def __exit__(self, *exc_info: object) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def _replace(path: Path, data: Optional[bytes]) -> None:
+def _replace(path: Path, data: bytes | None) -> None:
     if data is None:
         if path.exists():
             path.unlink()
@@ -404,13 +404,12 @@ def _check_writable(root: Path, rels: List[str]) -> None:
             if path.exists():
                 open(str(path), "ab").close()
         except OSError as error:
-            raise PatchError("{}: cannot write it: {}".format(path, error.strerror)) from None
+            raise PatchError(f"{path}: cannot write it: {error.strerror}") from None
     for directory in sorted({root} | {(root / rel).parent for rel in rels}):
         try:
             tempfile.NamedTemporaryFile(prefix=".gainkit-", dir=str(directory)).close()
         except OSError as error:
-            raise PatchError("{}: cannot create files in it: {}".format(
-                directory, error.strerror)) from None
+            raise PatchError(f"{directory}: cannot create files in it: {error.strerror}") from None
 
 
 def _write_files(plan: Plan, changes: Contents, held: _HeldInterrupt) -> None:
@@ -421,7 +420,7 @@ def _write_files(plan: Plan, changes: Contents, held: _HeldInterrupt) -> None:
     try:
         for rel in changes:
             if _read(root / rel) != plan.before[rel]:
-                raise PatchError("{}: changed while being patched".format(root / rel))
+                raise PatchError(f"{root / rel}: changed while being patched")
             if plan.before[rel] is not None:
                 (journal / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(str(root / rel), str(journal / rel))
@@ -434,12 +433,12 @@ def _write_files(plan: Plan, changes: Contents, held: _HeldInterrupt) -> None:
             for rel in reversed(done):
                 _replace(root / rel, _read(journal / rel))
         except OSError as failure:
-            raise PatchError("{}: rollback failed ({}); the original files are in {}".format(
-                root / rel, failure.strerror, journal), exit_code=EXIT_WRITE) from None
+            raise PatchError(f"{root / rel}: rollback failed ({failure.strerror}); the original "
+                             f"files are in {journal}", exit_code=EXIT_WRITE) from None
         shutil.rmtree(str(journal))
         if isinstance(error, OSError):
-            raise PatchError("{}: {}; nothing changed".format(
-                error.filename or root, error.strerror), exit_code=EXIT_WRITE) from None
+            raise PatchError(f"{error.filename or root}: {error.strerror}; nothing changed",
+                             exit_code=EXIT_WRITE) from None
         raise
     shutil.rmtree(str(journal))
 
@@ -455,15 +454,15 @@ def _busy(root: Path) -> bool:
 
 def _check_checkout(root: Path, rels: List[str], committing: bool) -> None:
     if _busy(root):
-        raise PatchError("{}: a git am or rebase is in progress; finish it first".format(root))
+        raise PatchError(f"{root}: a git am or rebase is in progress; finish it first")
     if _git(["diff", "--cached", "--quiet"], root).returncode != 0:
-        raise PatchError("{}: the index has staged changes; commit or stash them".format(root))
+        raise PatchError(f"{root}: the index has staged changes; commit or stash them")
     dirty = _git(["diff", "--name-only", "--"] + rels, root).stdout.split() if rels else []
     if dirty:
-        raise PatchError("{}: has local changes; commit or stash them, or use "
-                         "--working-tree".format(root / dirty[0]))
+        raise PatchError(f"{root / dirty[0]}: has local changes; commit or stash them, or use "
+                         "--working-tree")
     if committing and _git(["var", "GIT_COMMITTER_IDENT"], root).returncode != 0:
-        raise PatchError("{}: git needs user.name and user.email to commit".format(root))
+        raise PatchError(f"{root}: git needs user.name and user.email to commit")
 
 
 def _am(plan: Plan, held: _HeldInterrupt) -> None:
@@ -473,13 +472,13 @@ def _am(plan: Plan, held: _HeldInterrupt) -> None:
         for verdict in plan.having(APPLIES):
             result = _git(["am", "--quiet", str(verdict.patch.path)], root)
             if result.returncode != 0:
-                raise PatchError("{}: git am failed: {}".format(
-                    verdict.patch.path, _last_line(result.stderr)), exit_code=EXIT_WRITE)
+                raise PatchError(f"{verdict.patch.path}: git am failed: "
+                                 f"{_last_line(result.stderr)}", exit_code=EXIT_WRITE)
             held.checkpoint()
         for rel, data in plan.after_apply.items():
             if _read(root / rel) != data:
-                raise PatchError("{}: git am gave other bytes than git apply".format(
-                    root / rel), exit_code=EXIT_WRITE)
+                raise PatchError(f"{root / rel}: git am gave other bytes than git apply",
+                                 exit_code=EXIT_WRITE)
     except BaseException:
         if _busy(root):
             _git(["am", "--abort"], root)
@@ -499,7 +498,7 @@ def _unmake_commits(plan: Plan) -> None:
     wanted = {}  # type: Dict[str, Verdict]
     for verdict in plan.having(APPLIED):
         wanted.update({pid: verdict for pid in _patch_ids(verdict.patch.path.read_text(), root)})
-    commits = _git(["rev-list", "--max-count={}".format(len(wanted)), "HEAD"], root)
+    commits = _git(["rev-list", f"--max-count={len(wanted)}", "HEAD"], root)
     top = []  # type: List[Verdict]
     for commit in commits.stdout.split():
         ids = _patch_ids(_git(["show", "--format=", commit], root).stdout, root)
@@ -508,19 +507,19 @@ def _unmake_commits(plan: Plan) -> None:
         top.append(wanted[ids[0]])
     for verdict in plan.having(APPLIED):
         if verdict not in top:
-            raise PatchError("{}: {} is applied, but not as one of the topmost commits of HEAD; "
-                             "undo it with git revert, or use --working-tree".format(
-                                 root, verdict.patch.name), exit_code=EXIT_CONFLICT)
-    result = _git(["reset", "--quiet", "--keep", "HEAD~{}".format(len(top))], root)
+            raise PatchError(f"{root}: {verdict.patch.name} is applied, but not as one of the "
+                             "topmost commits of HEAD; undo it with git revert, or use "
+                             "--working-tree", exit_code=EXIT_CONFLICT)
+    result = _git(["reset", "--quiet", "--keep", f"HEAD~{len(top)}"], root)
     if result.returncode != 0:
-        raise PatchError("{}: git reset failed: {}".format(root, _last_line(result.stderr)))
+        raise PatchError(f"{root}: git reset failed: {_last_line(result.stderr)}")
 
 
 def check(plan: Plan) -> None:
     """Raise one line per CONFLICT: `apply` would refuse the series."""
     conflicts = plan.having(CONFLICT)
     if conflicts:
-        raise PatchError(*["{} ({})".format(verdict.reason, verdict.patch.name)
+        raise PatchError(*[f"{verdict.reason} ({verdict.patch.name})"
                            for verdict in conflicts], exit_code=EXIT_CONFLICT)
 
 
