@@ -233,14 +233,15 @@ def python_target(python: str) -> Target:
 # -- planning -----------------------------------------------------------------------------
 
 def _git(args: List[str], cwd: Path, outside_repo: bool = False,
-         stdin: str | None = None) -> subprocess.CompletedProcess:
+         raw: bool = False) -> subprocess.CompletedProcess:
+    """Run git; raw: stdout as bytes."""
     env = {key: value for key, value in os.environ.items() if key not in _REPO_ENV}
     if outside_repo:  # keep git from finding a repository that encloses cwd
         env["GIT_CEILING_DIRECTORIES"] = str(Path(cwd).resolve().parent)
+    text = {} if raw else {"encoding": "utf-8", "errors": "replace"}
     try:
-        return subprocess.run(["git"] + args, cwd=str(cwd), env=env, input=stdin,
-                              capture_output=True, encoding="utf-8", errors="replace",
-                              start_new_session=True)
+        return subprocess.run(["git"] + args, cwd=str(cwd), env=env, capture_output=True,
+                              start_new_session=True, **text)
     except FileNotFoundError:
         raise PatchError("git: not found; the patch tool runs git") from None
 
@@ -487,30 +488,26 @@ def _am(plan: Plan, held: _HeldInterrupt) -> None:
         raise
 
 
-def _patch_ids(text: str, root: Path) -> List[str]:
-    return [line.split()[0] for line in
-            _git(["patch-id", "--stable"], root, stdin=text).stdout.splitlines()]
-
-
 def _unmake_commits(plan: Plan) -> None:
-    """Drop the series' commits with git reset --keep if they are the top of HEAD."""
-    root = plan.target.root
-    wanted = {}  # type: Dict[str, Verdict]
-    for verdict in plan.having(APPLIED):
-        wanted.update({pid: verdict for pid in _patch_ids(verdict.patch.path.read_text(), root)})
-    commits = _git(["rev-list", f"--max-count={len(wanted)}", "HEAD"], root)
-    top = []  # type: List[Verdict]
-    for commit in commits.stdout.split():
-        ids = _patch_ids(_git(["show", "--format=", commit], root).stdout, root)
-        if not ids or ids[0] not in wanted:
-            break
-        top.append(wanted[ids[0]])
-    for verdict in plan.having(APPLIED):
-        if verdict not in top:
-            raise PatchError(f"{root}: {verdict.patch.name} is applied, but not as one of the "
-                             "topmost commits of HEAD; undo it with git revert, or use "
-                             "--working-tree", exit_code=EXIT_CONFLICT)
-    result = _git(["reset", "--quiet", "--keep", f"HEAD~{len(top)}"], root)
+    """Drop the series' commits with git reset --keep, if they are exactly the top of HEAD.
+
+    They are when the subjects of the topmost commits are those of the applied patches in
+    series order, and the commit below them holds exactly what reverting the series gives.
+    """
+    root, applied = plan.target.root, plan.having(APPLIED)
+    base = f"HEAD~{len(applied)}"
+    subjects = _git(["log", "--format=%s", f"--max-count={len(applied)}", "HEAD"], root)
+    changed = _git(["diff", "--name-only", base, "HEAD", "--"], root).stdout.split()
+    exact = set(changed) <= set(plan.before) and subjects.stdout.splitlines() == [
+        verdict.patch.subject for verdict in reversed(applied)]
+    for rel, data in plan.after_revert.items():
+        blob = _git(["cat-file", "blob", f"{base}:{rel}"], root, raw=True)
+        exact = exact and (blob.stdout if blob.returncode == 0 else None) == data
+    if not exact:
+        raise PatchError(f"{root}: the topmost commits of HEAD are not exactly the series' "
+                         f"{len(applied)} patches; undo them with git revert, or use "
+                         "--working-tree", exit_code=EXIT_CONFLICT)
+    result = _git(["reset", "--quiet", "--keep", base], root)
     if result.returncode != 0:
         raise PatchError(f"{root}: git reset failed: {_last_line(result.stderr)}")
 

@@ -1,0 +1,129 @@
+"""Fixtures for the patch tool's tests: torch targets built from real release files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from gainkit import patchkit, upstream
+
+DATA = Path(__file__).parent / "data" / "upstream"
+TORCH_FILES = ("torch/nn/init.py", "torch/nn/modules/activation.py")
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Test Committer", "GIT_AUTHOR_EMAIL": "test@example.com",
+                "GIT_COMMITTER_NAME": "Test Committer", "GIT_COMMITTER_EMAIL": "test@example.com"}
+
+
+def release_bytes(version: str, member: str) -> bytes:
+    try:
+        return upstream.release_file(version, member)
+    except upstream.ReleaseUnavailable as error:
+        pytest.skip(f"no torch {version} wheel: {error.reason}")
+
+
+def upstream_test_file(version: str):
+    """(path in the tree, bytes) of the upstream test of calculate_gain for that release."""
+    release = Version(version)
+    if release >= Version("2.0"):
+        return "test/nn/test_init.py", (DATA / "test_init-2x.py").read_bytes()
+    name = "test_nn-18.py" if release >= Version("1.8") else "test_nn-pre18.py"
+    return "test/test_nn.py", (DATA / name).read_bytes()
+
+
+def _git(tree: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(tree)] + list(args), check=True, text=True,
+                          capture_output=True, env=dict(os.environ, **GIT_IDENTITY)).stdout
+
+
+@pytest.fixture(scope="session")
+def git():
+    """git -C TREE ARGS..., checked, with a committer identity; returns stdout."""
+    return _git
+
+
+@pytest.fixture(scope="session")
+def series_dir() -> Path:
+    found = patchkit.default_patch_dir()
+    if not (found / "series").is_file():
+        pytest.skip(f"{found}/series is not written yet")
+    return found
+
+
+@pytest.fixture(scope="session")
+def series(series_dir):
+    return patchkit.load_series(series_dir)
+
+
+@pytest.fixture
+def make_tree(tmp_path):
+    """A torch source tree of a real release: version.txt, init.py, activation.py, the test."""
+    def make(version: str, where: Path = None, checkout: bool = False,
+             version_txt: str = None, with_test: bool = True) -> Path:
+        tree = where or tmp_path / f"pytorch-{version}"
+        for member in TORCH_FILES:
+            (tree / member).parent.mkdir(parents=True, exist_ok=True)
+            (tree / member).write_bytes(release_bytes(version, member))
+        (tree / "version.txt").write_text((version_txt or version) + "\n")
+        if with_test:
+            path, content = upstream_test_file(version)
+            (tree / path).parent.mkdir(parents=True, exist_ok=True)
+            (tree / path).write_bytes(content)
+        if checkout:
+            _git(tree, "init", "-q")
+            _git(tree, "add", "-A")
+            _git(tree, "commit", "-q", "-m", f"torch {version} files")
+        return tree
+    return make
+
+
+@pytest.fixture
+def fake_site(tmp_path, monkeypatch):
+    """A site-packages holding the torch files of a release, found through PYTHONPATH."""
+    def make(version: str, label: str = "") -> Path:
+        site = tmp_path / "site-packages"
+        for member in TORCH_FILES:
+            (site / member).parent.mkdir(parents=True, exist_ok=True)
+            (site / member).write_bytes(release_bytes(version, member))
+        (site / "torch" / "__init__.py").write_text("raise ImportError('never imported')\n")
+        info = site / f"torch-{version}{label}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: torch\nVersion: {version}{label}\n")
+        monkeypatch.setenv("PYTHONPATH", str(site))
+        return site
+    return make
+
+
+@pytest.fixture
+def digest():
+    """sha256 of every path, mode and byte under a tree (and, in a checkout, HEAD and status)."""
+    def of(tree: Path) -> str:
+        sha = hashlib.sha256()
+        for path in sorted(tree.rglob("*")):
+            rel = path.relative_to(tree)
+            if rel.parts[0] == ".git":
+                continue
+            sha.update(f"{rel} {oct(path.lstat().st_mode)}\n".encode())
+            if path.is_file():
+                sha.update(path.read_bytes())
+        if (tree / ".git").exists():
+            sha.update(_git(tree, "rev-parse", "HEAD").encode())
+            sha.update(_git(tree, "status", "--porcelain", "--untracked-files=all").encode())
+        return sha.hexdigest()
+    return of
+
+
+@pytest.fixture
+def run_cli(series_dir):
+    """Run `python -m gainkit.tools.patch ARGS --patches <series>` in a fresh interpreter."""
+    def run(*args: str, env: dict = None, patches: Path = None):
+        command = [sys.executable, "-m", "gainkit.tools.patch"] + list(args)
+        command += ["--patches", str(patches or series_dir)]
+        return subprocess.run(command, capture_output=True, text=True,
+                              env=dict(os.environ, **GIT_IDENTITY, **(env or {})))
+    return run
