@@ -1,0 +1,393 @@
+"""Mean-field signal propagation for a deep, square, bias-free MLP (see theory.md).
+
+Layer map ``h' = W phi(h)`` with ``W_ij ~ N(0, g^2 / N)``. In the infinite-width limit the
+pre-activation second moment ``q`` follows the length map ``V(q) = g^2 E[phi(sqrt(q) z)^2]``
+and the mean squared gradient changes by ``chi = g^2 E[phi'(sqrt(q) z)^2]`` per layer
+(Poole et al. 2016, Schoenholz et al. 2017). Gaussian expectations use adaptive quadrature
+split at the activation's kinks, because Gauss-Hermite converges slowly on kinked functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, Tuple
+
+import numpy as np
+from scipy import integrate, optimize, special
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_LAMBDA = 1.0507009873554804934193349852946
+CRITICAL_TOLERANCE = 1e-9  # |chi_1 - 1| below this is "critical"
+NEAR_CRITICAL_DEPTH = 100.0  # layers for a 10x change of the squared gradient
+# q below Q_TINY counts as a dead signal, above Q_HUGE as blown up: the fixed-point search
+# stops there because V(q)/q - 1 is no longer resolvable from quadrature error.
+Q_TINY = 1e-10
+Q_HUGE = 1e12
+_SEARCH_STEP = 4.0  # geometric step when bracketing a fixed point or a critical gain
+_GAIN_RANGE = (0.05, 100.0)
+# Beyond |z| = 12 the density is below 1e-31; an integrand growing like z^8 loses < 1e-24 there.
+_Z_MAX = 12.0
+_PHI_SCALES = (1.0, 4.0, 16.0, 64.0)  # activation-space scales of sigmoid-like transitions
+_LIMIT_POINT = 1e-300  # evaluates one-sided limits at 0 ...
+_FAR_POINT = 1e100  # ... and at +-infinity
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A scalar nonlinearity, vectorised over numpy arrays.
+
+    ``kinks`` are the points where phi or phi' is not smooth (quadrature is split there);
+    ``homogeneous`` marks positively homogeneous maps (phi(c x) = c phi(x), c > 0), for which
+    the length map is linear in q.
+    """
+
+    name: str
+    phi: Callable[[np.ndarray], np.ndarray]
+    dphi: Callable[[np.ndarray], np.ndarray]
+    kinks: Tuple[float, ...] = ()
+    homogeneous: bool = False
+
+    @classmethod
+    def from_callables(cls, name, phi, dphi=None, kinks=(), homogeneous=False) -> Activation:
+        """Wrap any callables; without ``dphi`` a central difference (error ~1e-10) is used."""
+
+        def central_difference(x):
+            step = 1e-5 * np.maximum(1.0, np.abs(x))
+            return (np.asarray(phi(x + step)) - np.asarray(phi(x - step))) / (2.0 * step)
+
+        return cls(name, phi, dphi or central_difference, tuple(kinks), homogeneous)
+
+
+# quad calls phi one float at a time: comparisons and arithmetic on a Python float cost a
+# tenth of a numpy ufunc call, and the same expressions broadcast over arrays.
+def _leaky(slope: float) -> Tuple[Callable, Callable]:
+    return (lambda x: x * (slope + (1.0 - slope) * (x > 0))), (
+        lambda x: slope + (1.0 - slope) * (x > 0))
+
+
+def _elu(alpha: float, scale: float) -> Tuple[Callable, Callable]:
+    # x * (x <= 0) is min(x, 0): it keeps exp away from large positive x.
+    def phi(x):
+        return scale * (x * (x > 0) + alpha * np.expm1(x * (x <= 0)))
+
+    def dphi(x):
+        return scale * ((x > 0) + alpha * np.exp(x * (x <= 0)) * (x <= 0))
+
+    return phi, dphi
+
+
+def _relu6(x):
+    return x * (x > 0) - (x - 6.0) * (x > 6)
+
+
+def _mish_derivative(x):
+    squashed = np.tanh(np.logaddexp(0.0, x))
+    return squashed + x * special.expit(x) * (1.0 - squashed**2)
+
+
+def _table(slope: float | None) -> Dict[str, tuple]:
+    # name -> (phi, dphi, kinks, homogeneous)
+    sigmoid = special.expit
+    return {
+        "linear": (lambda x: x, lambda x: 1.0 + 0.0 * x, (), True),
+        "relu": _leaky(0.0) + ((0.0,), True),
+        "leaky_relu": _leaky(0.01 if slope is None else slope) + ((0.0,), True),
+        "sigmoid": (sigmoid, lambda x: sigmoid(x) * (1.0 - sigmoid(x)), (), False),
+        "tanh": (np.tanh, lambda x: 1.0 - np.tanh(x) ** 2, (), False),
+        "selu": _elu(SELU_ALPHA, SELU_LAMBDA) + ((0.0,), False),
+        "elu": _elu(1.0 if slope is None else slope, 1.0) + ((0.0,), False),
+        "gelu": (lambda x: x * special.ndtr(x),
+                 lambda x: special.ndtr(x) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI, (), False),
+        "silu": (lambda x: x * sigmoid(x),
+                 lambda x: sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x))), (), False),
+        "softplus": (lambda x: np.logaddexp(0.0, x), sigmoid, (), False),
+        "mish": (lambda x: x * np.tanh(np.logaddexp(0.0, x)), _mish_derivative, (), False),
+        "hardswish": (lambda x: x * _relu6(x + 3.0) / 6.0,
+                      lambda x: (2.0 * x + 3.0) / 6.0 * (abs(x) < 3) + 1.0 * (x >= 3),
+                      (-3.0, 3.0), False),
+        "hardtanh": (lambda x: x - (x - 1.0) * (x > 1) - (x + 1.0) * (x < -1),
+                     lambda x: 1.0 * (abs(x) < 1), (-1.0, 1.0), False),
+        "softsign": (lambda x: x / (1.0 + abs(x)), lambda x: 1.0 / (1.0 + abs(x)) ** 2, (0.0,),
+                     False),
+    }
+
+
+ACTIVATIONS = tuple(_table(None))
+
+
+def activation(name: str, slope: float | None = None) -> Activation:
+    """The named activation; ``slope`` is leaky_relu's negative slope or elu's alpha."""
+    table = _table(slope)
+    if name not in table:
+        raise ValueError(f"unknown activation {name}")
+    phi, dphi, kinks, homogeneous = table[name]
+    return Activation(name, phi, dphi, kinks, homogeneous)
+
+
+def _as_activation(act) -> Activation:
+    return act if isinstance(act, Activation) else activation(act)
+
+
+def expect(f, q=1.0, kinks=()) -> float:
+    """``E[f(sqrt(q) z)]``, z ~ N(0, 1), by ``scipy.integrate.quad`` split at 0 and the kinks.
+
+    ``q = 0`` and ``q = inf`` give the limits (mean of the one-sided values of f at 0, or of
+    f at -inf and +inf), which is what a dying or exploding signal sees.
+    """
+    q = float(q)
+    if not q >= 0.0:
+        raise ValueError(f"q must be >= 0, got {q}")
+    if q == 0.0 or math.isinf(q):
+        point = _LIMIT_POINT if q == 0.0 else _FAR_POINT
+        with np.errstate(over="ignore", invalid="ignore"):
+            return 0.5 * float(f(np.float64(-point)) + f(np.float64(point)))
+    scale = math.sqrt(q)
+    # Breakpoints: the kinks, the Gaussian's shoulders, and (for a wide Gaussian) the scales
+    # where a saturating phi changes, which would otherwise fall between quadrature nodes.
+    cuts = {k / scale for k in kinks} | {-6.0, -2.5, 2.5, 6.0}
+    cuts |= {sign * x / scale for x in _PHI_SCALES for sign in (-1, 1) if x < scale}
+
+    def integrand(z):
+        return float(f(scale * z)) * math.exp(-0.5 * z * z)
+
+    total = 0.0
+    # Each side of 0 on its own: odd integrands cancel, and a relative tolerance on the
+    # cancelled sum could not be met.
+    for lower, upper in ((-_Z_MAX, 0.0), (0.0, _Z_MAX)):
+        inner = sorted(c for c in cuts if lower < c < upper)
+        total += integrate.quad(integrand, lower, upper, points=inner or None,
+                                epsabs=0.0, epsrel=1e-11, limit=200)[0]
+    return total * _INV_SQRT_2PI
+
+
+def length_map(act, gain, q) -> float:
+    """``V(q) = g^2 E[phi(sqrt(q) z)^2]``: the next layer's pre-activation second moment."""
+    act = _as_activation(act)
+    return gain**2 * expect(lambda x: act.phi(x) ** 2, q, act.kinks)
+
+
+def chi(act, gain, q) -> float:
+    """``g^2 E[phi'(sqrt(q) z)^2]``: per-layer factor of the mean squared gradient."""
+    act = _as_activation(act)
+    return gain**2 * expect(lambda x: act.dphi(x) ** 2, q, act.kinks)
+
+
+def length_map_slope(act, gain, q) -> float:
+    """``dV/dq = g^2 E[phi(u) phi'(u) u] / q`` (Stein's lemma form: no phi'', fine at kinks).
+
+    At q = 0 (only a fixed point when phi(0) = 0) and q = inf this is the limit
+    ``g^2 E[phi(u) phi'(u) / u]``.
+    """
+    act = _as_activation(act)
+    q = float(q)
+    if q == 0.0 or math.isinf(q):
+        if q == 0.0 and float(act.phi(np.float64(0.0))) != 0.0:
+            raise ValueError("dV/dq at q = 0 needs phi''(0) unless phi(0) = 0")
+        return gain**2 * expect(lambda x: act.phi(x) * act.dphi(x) / x, q, act.kinks)
+    return gain**2 * expect(lambda x: act.phi(x) * act.dphi(x) * x, q, act.kinks) / q
+
+
+def fixed_point(act, gain, q0=1.0) -> float:
+    """The q the forward pass converges to from ``q0``: a root of ``V(q) = q`` (brentq).
+
+    0.0 when the signal dies, ``math.inf`` when it blows up, ``q0`` when V is the identity
+    (a homogeneous activation at its critical gain). Assumes V increasing, so iterates move
+    monotonically towards the nearest root in the direction of ``V(q0) - q0``.
+    """
+    act = _as_activation(act)
+    q0 = float(q0)
+    if not 0.0 <= q0 < math.inf:
+        raise ValueError(f"q0 must be finite and >= 0, got {q0}")
+    if act.homogeneous:
+        rate = length_map(act, gain, 1.0)
+        if abs(rate - 1.0) < CRITICAL_TOLERANCE:
+            return q0
+        return 0.0 if rate < 1.0 else math.inf
+    if q0 == 0.0:
+        if length_map(act, gain, 0.0) == 0.0:
+            return 0.0
+        q0 = Q_TINY
+
+    def excess(log_q):
+        q = math.exp(log_q)
+        return length_map(act, gain, q) / q - 1.0
+
+    start = math.log(q0)
+    value = excess(start)
+    if value == 0.0:
+        return q0
+    step = math.log(_SEARCH_STEP) * (1.0 if value > 0 else -1.0)
+    bound = math.log(Q_HUGE) if value > 0 else math.log(Q_TINY)
+    near = start
+    while True:
+        far = near + step
+        if (far - bound) * step > 0:
+            return math.inf if value > 0 else 0.0
+        if (excess(far) > 0) != (value > 0):
+            break
+        near = far
+    return math.exp(optimize.brentq(excess, min(near, far), max(near, far), xtol=1e-13))
+
+
+def kappa_forward(act, q) -> float:
+    """``E[phi^4] / E[phi^2]^2 - 1`` at ``u = sqrt(q) z``: finite-width noise, forward pass."""
+    act = _as_activation(act)
+    second = expect(lambda x: act.phi(x) ** 2, q, act.kinks)
+    return expect(lambda x: act.phi(x) ** 4, q, act.kinks) / second**2 - 1.0
+
+
+def kappa_backward(act, q) -> float:
+    """``3 E[phi'^4] / E[phi'^2]^2 - 1``: finite-width noise of the backward pass (relu 5)."""
+    act = _as_activation(act)
+    second = expect(lambda x: act.dphi(x) ** 2, q, act.kinks)
+    return 3.0 * expect(lambda x: act.dphi(x) ** 4, q, act.kinks) / second**2 - 1.0
+
+
+def profile(act, gain, q0, depth) -> Tuple[np.ndarray, np.ndarray]:
+    """Mean-field depth profile: ``q[l]`` and ``chi[l] = chi(q[l])`` for l = 0..depth.
+
+    ``chi[l]`` is the factor by which the mean squared gradient w.r.t. pre-activations
+    changes from layer l+1 back to layer l.
+    """
+    act = _as_activation(act)
+    q = np.empty(depth + 1)
+    q[0] = q0
+    for layer in range(depth):
+        q[layer + 1] = length_map(act, gain, q[layer])
+    return q, np.array([chi(act, gain, value) for value in q])
+
+
+def depth_scale(rate: float) -> float:
+    """``1 / |ln rate|``: layers per e-fold of a quantity multiplied by ``rate`` per layer
+    (inf within CRITICAL_TOLERANCE of 1, where the quadrature cannot tell it from 1)."""
+    if abs(rate - 1.0) < CRITICAL_TOLERANCE:
+        return math.inf
+    return 1.0 / abs(math.log(rate)) if rate > 0 else 0.0
+
+
+def regime(chi_1: float) -> str:
+    """"critical", "near-critical" (a 10x change of the squared gradient takes over 100 layers),
+    else "ordered" (gradients vanish, chi_1 < 1) or "chaotic" (they explode)."""
+    if math.isnan(chi_1):
+        raise ValueError("chi_1 is nan")
+    if abs(chi_1 - 1.0) < CRITICAL_TOLERANCE:
+        return "critical"
+    if math.log(10.0) * depth_scale(chi_1) > NEAR_CRITICAL_DEPTH:
+        return "near-critical"
+    return "ordered" if chi_1 < 1.0 else "chaotic"
+
+
+@dataclass(frozen=True)
+class MeanField:
+    """What a gain does to a deep square network in the mean-field limit (theory.md)."""
+
+    activation: str
+    gain: float
+    q_star: float  # fixed point of the length map reached from q0
+    post_rms: float  # sqrt(E[phi(u)^2]) at q*: the RMS of the activations
+    chi_1: float  # per-layer factor of the mean squared gradient at q*
+    slope: float  # dV/dq at q*: per-layer contraction of q - q*
+    xi_q: float  # -1 / ln(slope): forward depth scale (negative: q* repels)
+    xi_grad: float  # 1 / |ln chi_1|: gradient depth scale
+    depth_10x: float  # ln(10) / |ln chi_1|: layers for a 10x change of the squared gradient
+    regime: str
+    kappa_forward: float
+    kappa_backward: float
+
+
+def analyse(act, gain, q0=1.0) -> MeanField:
+    """Mean-field summary of ``act`` at ``gain`` for a forward pass started at ``q0``.
+
+    A homogeneous activation is scale-free, so its rates are taken at q = q0. When q* is 0 or
+    inf the rates are the limits there, and the kappas are taken at Q_TINY or Q_HUGE.
+    """
+    act = _as_activation(act)
+    q_star = fixed_point(act, gain, q0)
+    q_rates = q0 if act.homogeneous else q_star
+    q_kappa = q0 if act.homogeneous else min(max(q_star, Q_TINY), Q_HUGE)
+    chi_1 = chi(act, gain, q_rates)
+    slope = length_map_slope(act, gain, q_rates)
+    return MeanField(
+        activation=act.name,
+        gain=float(gain),
+        q_star=q_star,
+        post_rms=math.sqrt(q_star) / abs(gain),  # V(q*) = q* = g^2 E[phi^2]
+        chi_1=chi_1,
+        slope=slope,
+        xi_q=depth_scale(slope) * (-1.0 if slope > 1.0 + CRITICAL_TOLERANCE else 1.0),
+        xi_grad=depth_scale(chi_1),
+        depth_10x=math.log(10.0) * depth_scale(chi_1),
+        regime=regime(chi_1),
+        kappa_forward=kappa_forward(act, q_kappa),
+        kappa_backward=kappa_backward(act, q_kappa),
+    )
+
+
+def critical_gain(act, q0=1.0) -> Tuple[float | None, str]:
+    """The gain where chi_1 = 1 at the fixed point (edge of chaos), and how it was found.
+
+    Homogeneous: the forward-preserving gain, where every q is a fixed point. Otherwise the
+    sign change of chi_1(g) - 1 nearest the forward gain, refined with brentq, unless it is the
+    limit q* -> 0 (phi(0) = 0: tanh's g = 1) or q* -> inf (softplus), where the exact value
+    solves g^2 E[phi'^2] = 1 at that limit. None, with the reason, when chi_1
+    never crosses 1 in ``_GAIN_RANGE`` or jumps across it (gelu, silu: q* switches 0 -> inf).
+    """
+    act = _as_activation(act)
+    forward = gain_forward(act)
+    if act.homogeneous:
+        return forward, "homogeneous: every q is a fixed point at the forward gain"
+
+    def excess(gain):
+        return chi(act, gain, fixed_point(act, gain, q0)) - 1.0
+
+    near = forward or 1.0
+    ordered = excess(near) < 0
+    factor = _SEARCH_STEP**0.5 if ordered else _SEARCH_STEP**-0.5  # gain drives chi_1 up
+    while True:
+        far = near * factor
+        if not _GAIN_RANGE[0] <= far <= _GAIN_RANGE[1]:
+            return None, "chi_1 at the fixed point stays {} 1 for gains {} {}".format(
+                "below" if ordered else "above", "up to" if ordered else "down to", far)
+        if (excess(far) < 0) != ordered:
+            break
+        near = far
+    lower, upper = min(near, far), max(near, far)
+    # A crossing at a limit q* -> 0 or q* -> inf sits exactly where g^2 E[phi'^2] = 1 there;
+    # chi_1 - 1 is second order on one side of it, which a bracketing search resolves poorly.
+    for limit, label in ((0.0, "0"), (math.inf, "inf")):
+        rate = chi(act, 1.0, limit)
+        if rate == 0.0 or limit == 0.0 and float(act.phi(np.float64(0.0))) != 0.0:
+            continue
+        exact = 1.0 / math.sqrt(rate)
+        if lower < exact < upper and excess(exact * (1 - 1e-4)) < 0 <= excess(exact * (1 + 1e-4)):
+            return exact, f"limit q* -> {label}: g^2 E[phi'(u)^2] = 1 there"
+    root = optimize.brentq(excess, lower, upper, xtol=1e-12)
+    left, right = excess(root * (1 - 1e-7)), excess(root * (1 + 1e-7))
+    if max(abs(left), abs(right)) > 1e-3:
+        below, above = (fixed_point(act, root * (1 + side), q0) for side in (-1e-7, 1e-7))
+        return None, (f"chi_1 jumps from {left + 1:.4g} to {right + 1:.4g} at gain {root:.6g}: "
+                      f"the fixed point reached from q0 = {q0} switches from {below} to {above}")
+    return root, f"root of chi_1(g) = 1 at the fixed point reached from q0 = {q0}"
+
+
+def gain_forward(act) -> float | None:
+    """``1 / sqrt(E[phi(z)^2])``: keeps q* = 1 (AutoInit, ALF, e3nn)."""
+    act = _as_activation(act)
+    second = expect(lambda x: act.phi(x) ** 2, 1.0, act.kinks)
+    return 1.0 / math.sqrt(second) if second > 0 else None
+
+
+def gain_definitions(act) -> Dict[str, float | None]:
+    """The four gain conventions of theory.md: forward, backward, centred (NFNet) and critical."""
+    act = _as_activation(act)
+    derivative = expect(lambda x: act.dphi(x) ** 2, 1.0, act.kinks)
+    mean = expect(act.phi, 1.0, act.kinks)
+    variance = expect(lambda x: act.phi(x) ** 2, 1.0, act.kinks) - mean**2
+    return {
+        "forward": gain_forward(act),
+        "backward": 1.0 / math.sqrt(derivative) if derivative > 0 else None,
+        "centred": 1.0 / math.sqrt(variance) if variance > 0 else None,
+        "critical": critical_gain(act)[0],
+    }
