@@ -98,6 +98,7 @@ def test_backports_are_upstream_and_the_test_fix_still_applies(make_tree, series
     assert {role(verdict) for verdict in plan.having(patchkit.UPSTREAM)} == upstream_roles
     assert "test" in {role(verdict) for verdict in plan.having(patchkit.APPLIES)}
     assert not plan.having(patchkit.CONFLICT)
+    assert not [verdict.reason for verdict in plan.verdicts if "yet it applies" in verdict.reason]
     patchkit.apply(plan)
     after = plan_for(tree, series)
     assert statuses(after) == {name: patchkit.APPLIED if status == patchkit.APPLIES else status
