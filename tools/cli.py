@@ -20,7 +20,7 @@ TOOLS = {
 def _usage() -> str:
     width = max(len(name) for name in TOOLS)
     lines = ["usage: gainkit TOOL [ARGS...]", "", "tools:"]
-    lines += ["  {}  {}".format(name.ljust(width), text) for name, text in TOOLS.items()]
+    lines += [f"  {name.ljust(width)}  {text}" for name, text in TOOLS.items()]
     lines += ["", "`gainkit TOOL --help` describes a tool."]
     return "\n".join(lines)
 

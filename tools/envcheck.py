@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     expected = expected_release(env_name)
     if expected is None:
         print(
-            "gainkit envcheck: error: {}: no torchX.Y.Z factor in the env name".format(env_name),
+            f"gainkit envcheck: error: {env_name}: no torchX.Y.Z factor in the env name",
             file=sys.stderr,
         )
         return 2
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         import torch
     except Exception as exc:  # any import failure is the env's fault, report it in one line
         print(
-            "gainkit envcheck: error: {}: torch does not import: {}".format(env_name, exc),
+            f"gainkit envcheck: error: {env_name}: torch does not import: {exc}",
             file=sys.stderr,
         )
         return 2
@@ -44,9 +44,8 @@ def main(argv=None) -> int:
     git_version = getattr(getattr(torch, "version", None), "git_version", "unknown")
     if installed != expected:
         print(
-            "gainkit envcheck: error: {}: imports torch {} from {}, not {}".format(
-                env_name, torch.__version__, torch.__file__, expected
-            ),
+            f"gainkit envcheck: error: {env_name}: imports torch {torch.__version__}"
+            f" from {torch.__file__}, not {expected}",
             file=sys.stderr,
         )
         return 2

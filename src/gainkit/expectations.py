@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Tuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,7 +38,7 @@ class GainCase:
     regime: str
     stability: bool
     param: object = _MISSING
-    slope: Optional[float] = None
+    slope: float | None = None
     deviation: str = ""
     claim: str = ""
 
@@ -64,7 +64,7 @@ class ReferenceCase:
     gain: float
     regime: str
     source: str
-    slope: Optional[float] = None
+    slope: float | None = None
     claim: str = ""
 
 
