@@ -60,9 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _say(lines: List[str]) -> None:
-    for line in lines:
-        print(line)
+def status_lines(plan: patchkit.Plan) -> List[str]:
+    width = max((len(verdict.patch.name) for verdict in plan.verdicts), default=0)
+    lines = ["target: " + plan.target.describe()]
+    lines += [f"{verdict.patch.name:<{width}}  {verdict.status:<9} ({verdict.reason})"
+              for verdict in plan.verdicts]
+    command = patchkit.git_command(plan)
+    return lines + ["with git alone: " + command if command else "nothing to apply"]
 
 
 def main(argv: List[str] | None = None) -> int:
@@ -78,13 +82,13 @@ def main(argv: List[str] | None = None) -> int:
             target = patchkit.python_target(args.python or sys.executable)
         plan = patchkit.make_plan(patches, target)
         if args.command == "status":
-            _say(patchkit.status_lines(plan))
+            print("\n".join(status_lines(plan)))
             return patchkit.EXIT_CONFLICT if plan.having(patchkit.CONFLICT) else patchkit.EXIT_OK
         if args.command == "check":
             patchkit.check(plan)
             print(f"ok: {len(plan.having(patchkit.APPLIES))} to apply to {target.describe()}")
             return patchkit.EXIT_OK
-        _say(patchkit.status_lines(plan)[:-1])
+        print("\n".join(status_lines(plan)[:-1]))
         if args.command == "apply":
             done = patchkit.apply(plan)
             print(f"applied {len(done)} patches" if done else "nothing to apply")

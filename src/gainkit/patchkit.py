@@ -1,36 +1,33 @@
 """Check, apply and revert the gainkit patch series on a torch target.
 
-A target is a pytorch git checkout, a plain source tree (an unpacked release) or the torch
-installed in a Python environment (its site-packages; only the ``torch/`` parts of the series).
-
-git makes every decision about patch text: ``git apply --numstat`` names the files a patch
-touches, ``git apply`` and ``git apply -R`` decide whether it applies or is already applied,
-``git am`` commits it in a checkout. The DEP-3 fields and Torch-Versions are read from the patch
-files themselves with the ``email`` module.
+Targets: a pytorch git checkout, a plain source tree (an unpacked release), or the torch that
+an interpreter imports (its site-packages, which take only the ``torch/`` parts of the series).
+git decides everything about patch text (``git apply --numstat``, ``git apply [-R]``,
+``git am``); the DEP-3 fields and Torch-Versions come from the patch files via ``email``.
 
 A change is all or nothing:
 
-1. Plan: the files the series touches are copied to a scratch directory and the series is
-   replayed there (applied patches unwound newest first, then every patch applied in order).
-   This yields each patch's status and the exact bytes of every file after ``apply`` and after
-   ``revert``, before anything in the target is written.
-2. Preflight: every file to write and its directory must accept writes (probed by opening
-   them); a checkout needs a clean index and no local changes in the touched files.
-3. Write: a transaction directory ``.gainkit-patch-*`` in the target root keeps a copy of each
-   file before it is replaced (temporary file + rename, so hard links such as conda's are
-   broken, not written through); on any error or SIGINT the copies are put back and the
-   directory is removed. It is also where a journal for crash recovery belongs.
-   In a checkout, ``apply`` runs ``git am`` once per patch; a failure or SIGINT runs
-   ``git am --abort`` and ``git reset --keep`` back to the recorded HEAD.
-   SIGINT is held until the point between two writes; git runs in its own session so that a
-   terminal Ctrl-C cannot kill it half-way.
+1. Plan: the files the series touches are copied to a scratch directory, where the series is
+   replayed (applied patches unwound newest first, then every patch applied in order). That
+   gives each patch's status and the exact bytes of every file after ``apply`` and after
+   ``revert`` while the target is only read.
+2. Preflight: each file to write and its directory must take writes (probed by opening them);
+   a checkout needs a clean index and no local changes in the touched files.
+3. Write: a directory ``.gainkit-patch-*`` in the target root keeps a copy of each file before
+   it is replaced (temporary file + rename, which breaks hard links such as conda's instead of
+   writing through them); on any error or SIGINT the copies go back and the directory goes.
+   A journal for crash recovery would live there too. In a checkout ``apply`` runs ``git am``
+   per patch, and a failure or SIGINT runs ``git am --abort`` and ``git reset --keep`` back to
+   the recorded HEAD. SIGINT is held until the next point between two writes, and git runs in
+   its own session, so a terminal Ctrl-C never cuts a write in half.
 
-``revert`` in a checkout removes the series' commits with ``git reset --keep`` only when they
-are the topmost commits of HEAD (recognised by ``git patch-id``); anything else is refused,
-since dropping buried commits would rewrite history that later work builds on.
+``revert`` in a checkout drops the series' commits with ``git reset --keep``, and only when
+they are exactly the topmost commits of HEAD: their subjects are the applied patches' in
+order, and the commit below them holds what reverting gives. Anything else is refused rather
+than rewriting history that later work builds on.
 
 Test seam: GAINKIT_TEST_PAUSE_AFTER_PATCH=<seconds> sleeps after the first write of a change
-(first file replaced, or first patch committed) so a test can interrupt a half-done change.
+(first file replaced, or first patch committed) so that a test can interrupt it half-way.
 """
 
 from __future__ import annotations
@@ -275,8 +272,8 @@ def _screen(patch: Patch, target: Target, files: List[str]) -> Verdict:
         reason = f"torch {version} >= Applied-Upstream {patch.upstream}"
         return Verdict(patch, UPSTREAM, reason, files)
     if version not in patch.torch_versions:
-        return Verdict(patch, NOT_APPLICABLE, "torch {} is outside Torch-Versions {}".format(
-            version, patch.fields["Torch-Versions"]), files)
+        reason = f"torch {version} is outside Torch-Versions {patch.fields['Torch-Versions']}"
+        return Verdict(patch, NOT_APPLICABLE, reason, files)
     if not files:
         return Verdict(patch, NOT_APPLICABLE, f"changes nothing under {target.include}", files)
     if not any((target.root / rel).exists() for rel in files):
@@ -327,16 +324,6 @@ def make_plan(patches: List[Patch], target: Target) -> Plan:
     return Plan(target, verdicts, before, after_apply, after_revert)
 
 
-def status_lines(plan: Plan) -> List[str]:
-    width = max([len(verdict.patch.name) for verdict in plan.verdicts] + [0])
-    lines = ["target: " + plan.target.describe()]
-    lines += ["{:<{}}  {:<9} ({})".format(verdict.patch.name, width, verdict.status,
-                                          verdict.reason) for verdict in plan.verdicts]
-    command = git_command(plan)
-    lines.append("with git alone: " + command if command else "nothing to apply")
-    return lines
-
-
 def git_command(plan: Plan) -> str | None:
     """The plain git command that applies what `apply` would apply."""
     todo = [str(verdict.patch.path) for verdict in plan.having(APPLIES)]
@@ -344,11 +331,11 @@ def git_command(plan: Plan) -> str | None:
     if not todo:
         return None
     if target.use_am:
-        return " ".join(shlex.quote(word) for word in ["git", "-C", str(target.root), "am"] + todo)
+        return " ".join(map(shlex.quote, ["git", "-C", str(target.root), "am"] + todo))
     include = ["--include=" + target.include] if target.include else []
-    return "cd {} && GIT_CEILING_DIRECTORIES={} {}".format(
-        shlex.quote(str(target.root)), shlex.quote(str(target.root.parent)),
-        " ".join(shlex.quote(word) for word in ["git", "apply"] + include + todo))
+    words = ["git", "apply"] + include + todo
+    return (f"cd {shlex.quote(str(target.root))} && GIT_CEILING_DIRECTORIES="
+            f"{shlex.quote(str(target.root.parent))} " + " ".join(map(shlex.quote, words)))
 
 
 # -- writing ------------------------------------------------------------------------------
