@@ -35,6 +35,7 @@ from __future__ import annotations
 import email
 import email.parser
 import email.policy
+import importlib.util
 import os
 import re
 import shlex
@@ -129,12 +130,14 @@ class Plan:
 # -- the series ---------------------------------------------------------------------------
 
 def default_patch_dir() -> Path:
-    """The series shipped in the package, else the one of the source tree it was imported from."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "patches", here.parents[1] / "patches"):
+    """The series installed as gainkit.patches, else the one of this source checkout."""
+    spec = importlib.util.find_spec("gainkit.patches")
+    candidates = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    candidates.append(Path(__file__).resolve().parents[2] / "patches")
+    for candidate in candidates:
         if (candidate / "series").is_file():
             return candidate
-    return here.parents[1] / "patches"
+    return candidates[-1]
 
 
 def load_series(patch_dir: Path) -> List[Patch]:
