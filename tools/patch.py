@@ -16,8 +16,8 @@ TARGET is one of
 
 Statuses: APPLIES, APPLIED, UPSTREAM (the target's torch >= Applied-Upstream), CONFLICT,
 N/A (torch outside Torch-Versions, or none of the patch's files in the target).
-N/A and UPSTREAM patches are never applied; when their change is still missing from the target
-(a pre-release tree, say) their status line says so.
+N/A and UPSTREAM patches are never applied; when a backport's change is missing from the target
+all the same (a pre-release tree, a release older than every range), its line says so.
 
 Exit codes:
     0    done, or nothing to do (for check: apply would succeed)

@@ -307,8 +307,9 @@ def make_plan(patches: List[Patch], target: Target) -> Plan:
             if data is not None:
                 (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
                 (scratch / rel).write_bytes(data)
-        for verdict in verdicts:  # out of range, but is its change missing all the same?
-            if (verdict.status and any(before[rel] is not None for rel in verdict.files)
+        for verdict in verdicts:  # a backport skipped here, but is its change missing?
+            if (verdict.status and verdict.patch.upstream
+                    and any(before[rel] is not None for rel in verdict.files)
                     and git_apply(verdict.patch, "--check").returncode == 0
                     and git_apply(verdict.patch, "--check", "-R").returncode != 0):
                 verdict.reason += "; yet it applies: its change is missing here"
