@@ -181,8 +181,9 @@ def require_gain():
         try:
             return torch.nn.init.calculate_gain(*(arguments or case.call_args()))
         except ValueError:
-            if torchinfo.predates(case):
-                pytest.fail(torchinfo.missing_gain_message(case), pytrace=False)
-            raise
+            if not torchinfo.predates(case):
+                raise
+        # Outside the except block, so the report shows the hint, not a chained traceback.
+        pytest.fail(torchinfo.missing_gain_message(case), pytrace=False)
 
     return require
