@@ -323,9 +323,13 @@ def test_a_dirty_checkout_is_refused(make_tree, git, run_cli, digest, change, ca
 
 # -- installed torch ----------------------------------------------------------------------
 
-def test_site_packages_get_only_the_torch_parts(fake_site, series, run_cli, digest):
+def test_site_packages_get_only_the_torch_parts(fake_site, series, run_cli, digest, tmp_path,
+                                                monkeypatch):
     site = fake_site("1.7.1", "+cu101")
     original = digest(site)
+    (tmp_path / "cwd" / "torch").mkdir(parents=True)  # a torch/ in the cwd is not the installed one
+    (tmp_path / "cwd" / "torch" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path / "cwd")
     target = patchkit.python_target(sys.executable)
     assert (target.root, target.version) == (site, Version("1.7.1"))
     plan = patchkit.make_plan(series, target)

@@ -63,7 +63,7 @@ Contents = Dict[str, Optional[bytes]]  # relative path -> bytes; None: the file 
 _REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
              "GIT_COMMON_DIR", "GIT_PREFIX")
 # '' (the cwd) is dropped from sys.path so that a torch/ in the cwd is not mistaken for it.
-_FIND_TORCH = ("import sys, importlib.util as u; sys.path = sys.path[1:]; "
+_FIND_TORCH = ("import sys, importlib.util as u; sys.path[:1] = [p for p in sys.path[:1] if p]; "
                "s = u.find_spec('torch'); "
                "print(s.submodule_search_locations[0] if s and s.submodule_search_locations "
                "else '')")
