@@ -1,0 +1,294 @@
+"""PNG figures of a conformance report (matplotlib, drawn off-screen with the Agg canvas).
+
+No pyplot: figures are ``matplotlib.figure.Figure`` objects on their own Agg canvas, so
+nothing here touches a global backend or needs a display.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+from gainkit import reporting, theory
+
+DPI = 80
+STATUS_COLOURS = {
+    reporting.PASS: "#4caf50",
+    reporting.DEVIATES: "#e53935",
+    reporting.MISSING: "#fb8c00",
+    reporting.NOT_RUN: "#9e9e9e",
+    reporting.NO_DATA: "#f5f5f5",
+}
+# gain definition -> (label, colour, line style)
+DEFINITION_STYLES = {
+    "forward": ("g_f forward (q* = 1)", "#1e88e5", "--"),
+    "backward": ("g_b backward", "#fb8c00", "-."),
+    "centred": ("g_c centred (NFNet)", "#43a047", ":"),
+    "critical": ("critical (χ₁ = 1 at q*)", "#8e24aa", (0, (5, 2, 1, 2, 1, 2))),
+}
+PHASE_POINTS = 90  # gains per activation on the phase picture
+
+
+def _figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: str) -> str:
+    # Palette PNGs would be smaller still, but Agg writes RGBA; a modest dpi keeps them small.
+    figure.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    return path
+
+
+def matrix_heatmap(matrix: reporting.Matrix, path: str) -> str:
+    """Gains x releases, coloured by each cell's status and labelled with the value."""
+    rows, verdicts = matrix.rows, matrix.verdicts
+    order = list(STATUS_COLOURS)
+    codes = np.array([[order.index(v.cells[row].status) for v in verdicts] for row in rows])
+    figure = _figure(2.2 + 1.05 * len(verdicts), 1.4 + 0.36 * len(rows))
+    axes = figure.add_subplot(1, 1, 1)
+    axes.imshow(codes, cmap=ListedColormap([STATUS_COLOURS[s] for s in order]), vmin=-0.5,
+                vmax=len(order) - 0.5, aspect="auto")
+    for i, row in enumerate(rows):
+        for j, verdict in enumerate(verdicts):
+            cell = verdict.cells[row]
+            text = reporting.number(cell.value, 5) if cell.value is not None else ""
+            text += "*" if cell.patched else ""
+            axes.text(j, i, text, ha="center", va="center", fontsize=7,
+                      color="white" if cell.status in (reporting.PASS, reporting.DEVIATES)
+                      else "black")
+    axes.set_xticks(range(len(verdicts)))
+    axes.set_xticklabels([f"{v.release.name}\n{v.release.version}" for v in verdicts],
+                         rotation=35, ha="right", fontsize=7)
+    axes.set_yticks(range(len(rows)))
+    axes.set_yticklabels(rows, fontsize=8)
+    axes.set_xlabel("torch release (results file)")
+    axes.set_ylabel("gain (data/gains.toml id)")
+    axes.set_title("calculate_gain across releases (cell text: returned value, "
+                   "* = patched)", fontsize=9)
+    present = sorted({v.cells[r].status for v in verdicts for r in rows}, key=order.index)
+    axes.legend(handles=[Patch(color=STATUS_COLOURS[s], label=s) for s in present],
+                loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="verdict",
+                title_fontsize=8)
+    return _save(figure, path)
+
+
+def chi_curve(act: theory.Activation, gains: np.ndarray) -> tuple:
+    """χ₁ at the fixed point reached from q0 = 1 for each gain, and whether that fixed point
+    is finite and non-zero (else χ₁ is the limit of a dying or exploding signal).
+
+    A homogeneous activation's χ₁ does not depend on q: it is taken at q0 = 1, as in
+    ``theory.analyse``, even where q itself shrinks or grows geometrically.
+    """
+    if act.homogeneous:
+        return np.array([theory.chi(act, gain, 1.0) for gain in gains]), np.ones(len(gains),
+                                                                                   bool)
+    fixed = [theory.fixed_point(act, gain, 1.0) for gain in gains]
+    chis = np.array([theory.chi(act, gain, q) for gain, q in zip(gains, fixed)])
+    return chis, np.array([0.0 < q < math.inf for q in fixed])
+
+
+def _log_axes(axes) -> None:
+    # Plain numbers at 1, 2, 5 x 10^k: the default minor labels (6x10^-1, ...) overlap.
+    for axis in (axes.xaxis, axes.yaxis):
+        axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def _phase_panel(axes, matrix: reporting.Matrix, name: str, slope: float | None) -> None:
+    act = theory.activation(name, slope)
+    definitions = theory.gain_definitions(act)
+    cases = [case for case in tuple(matrix.gains) + tuple(matrix.references)
+             if case.activation == name and case.slope == slope]
+    marked = [g for g in definitions.values() if g] + [reporting.case_gain(c) for c in cases]
+    gains = np.geomspace(min(marked) / 2.0, max(marked) * 2.0, PHASE_POINTS)
+    chis, finite = chi_curve(act, gains)
+    axes.axhspan(1e-12, 1.0, color="#e3f2fd", zorder=0)
+    axes.axhspan(1.0, 1e12, color="#ffebee", zorder=0)
+    axes.axhline(1.0, color="grey", linewidth=0.8)
+    axes.plot(gains, np.where(finite, chis, np.nan), color="black", linewidth=1.6,
+              label="χ₁(g) at q*")
+    if not finite.all():
+        # The limit curve includes its finite neighbours, so the two curves meet.
+        near_limit = np.convolve((~finite).astype(int), [1, 1, 1], mode="same") > 0
+        axes.plot(gains, np.where(near_limit, chis, np.nan), color="grey",
+                  linewidth=1.2, linestyle="--", label="limit: signal dies (q* → 0) or "
+                  "blows up (q* → ∞)")
+    for key, gain in definitions.items():
+        if gain:
+            label, colour, style = DEFINITION_STYLES[key]
+            axes.axvline(gain, color=colour, linestyle=style, linewidth=1.4, label=label)
+    for case in cases:
+        gain = reporting.case_gain(case)
+        chi_1 = chi_curve(act, np.array([gain]))[0][0]
+        is_pytorch = hasattr(case, "nonlinearity")
+        axes.plot([gain], [chi_1], marker="o" if is_pytorch else "s", markersize=7,
+                  color="#d81b60" if is_pytorch else "#00897b", linestyle="none",
+                  label="PyTorch calculate_gain" if is_pytorch else "reference gain")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    _log_axes(axes)
+    axes.set_xlim(gains[0], gains[-1])
+    low, high = max(chis.min(), 1e-4), min(chis.max(), 1e4)
+    axes.set_ylim(min(low, 0.5) / 1.5, max(high, 2.0) * 1.5)
+    axes.set_title(reporting.activation_label(name, slope), fontsize=10)
+    axes.text(0.03, 0.04, "ordered", transform=axes.transAxes, fontsize=7, color="#1565c0")
+    axes.text(0.03, 0.90, "chaotic", transform=axes.transAxes, fontsize=7, color="#c62828")
+    axes.tick_params(labelsize=7)
+
+
+def phase_picture(matrix: reporting.Matrix, path: str) -> str:
+    """χ₁ against gain per activation, PyTorch's gain and the four definitions marked."""
+    pairs = reporting.activations(matrix)
+    columns = min(4, len(pairs))
+    rows = int(math.ceil(len(pairs) / float(columns)))
+    figure = _figure(3.0 * columns, 2.6 * rows + 0.9)
+    handles: Dict[str, object] = {}
+    for index, (name, slope) in enumerate(pairs):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        _phase_panel(axes, matrix, name, slope)
+        if index % columns == 0:
+            axes.set_ylabel("χ₁ (gradient factor per layer)", fontsize=8)
+        if index >= len(pairs) - columns:
+            axes.set_xlabel("gain g (weight std × sqrt(fan))", fontsize=8)
+        for handle, label in zip(*axes.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    figure.suptitle("Phase picture: χ₁ = g² E[φ'(√q* z)²] at the forward fixed point "
+                    "(q0 = 1); below 1 gradients vanish, above 1 they explode", fontsize=10)
+    figure.legend(list(handles.values()), list(handles), loc="lower center",
+                  ncol=min(4, len(handles)), fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    figure.tight_layout(rect=(0, 0.08, 1, 0.95))
+    return _save(figure, path)
+
+
+def _as_layers(value, depth: int) -> np.ndarray | None:
+    """A per-layer list as an array of depth + 1 values; None when it is not one."""
+    if isinstance(value, list) and len(value) == depth + 1 and all(
+            isinstance(v, (int, float)) and v is not None for v in value):
+        return np.array(value, dtype=float)
+    return None
+
+
+def mean_field_profiles(case, q0: float, depth: int, output_grad: float = 1.0):
+    """Mean-field q_l and squared gradient g_l (g_depth = ``output_grad``), l = 0..depth."""
+    q, chis = theory.profile(theory.activation(case.activation, case.slope),
+                             reporting.case_gain(case), q0, depth)
+    grad = np.empty(depth + 1)
+    grad[depth] = output_grad
+    for layer in range(depth - 1, -1, -1):
+        grad[layer] = chis[layer] * grad[layer + 1]
+    return q, grad
+
+
+def _positive(values: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(values)) and np.all(values > 0))
+
+
+def _scale(axes, arrays: Sequence[np.ndarray]) -> None:
+    # Log scale where the quantity changes by more than 10x over depth; a flat profile
+    # reads better on a linear axis.
+    values = np.concatenate([a for a in arrays if a is not None and _positive(a)] or [[1.0]])
+    if values.max() / values.min() > 10.0:
+        axes.set_yscale("log")
+
+
+def depth_profile(case, records: List[tuple], path: str) -> str | None:
+    """Measured q_l and squared gradient (band over draws) against mean field, per layer.
+
+    ``records``: (release name, stability record). One line per release for the first setup
+    (init, device, dtype) each release measured; the band is that of the first record.
+    """
+    usable = []
+    seen = set()
+    for name, record in records:
+        depth = record.get("depth")
+        if not isinstance(depth, int) or _as_layers(record.get("measured_q"), depth) is None:
+            continue
+        if name not in seen:
+            seen.add(name)
+            usable.append((name, record))
+    if not usable:
+        return None
+    figure = _figure(9.0, 3.6)
+    first = usable[0][1]
+    depth = first["depth"]
+    layers = np.arange(depth + 1)
+    q0 = _as_layers(first["measured_q"], depth)[0]
+    if isinstance(first.get("q0"), (int, float)):
+        q0 = float(first["q0"])
+    grad_out = _as_layers(first.get("measured_grad"), depth)
+    mean_q, mean_grad = mean_field_profiles(
+        case, q0, depth, grad_out[-1] if grad_out is not None else 1.0)
+    panels = (("q", "pre-activation second moment q_l = mean h_l²", mean_q),
+              ("grad", "squared gradient mean (∂L/∂h_l)²", mean_grad))
+    colours = ["#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41",
+               "#546e7a"]
+    for index, (key, label, theory_curve) in enumerate(panels):
+        axes = figure.add_subplot(1, 2, index + 1)
+        drawn = [theory_curve]
+        band = _band(first, key, depth)
+        if band is not None:
+            axes.fill_between(layers, band[0], band[1], color="#90caf9", alpha=0.45,
+                              linewidth=0, label=f"band ({usable[0][0]})")
+            drawn += list(band)
+        predicted = _as_layers(first.get("predicted_" + key), depth)
+        if predicted is not None:
+            axes.plot(layers, predicted, color="#0d47a1", linestyle=":", linewidth=1.4,
+                      label="predicted at width {}".format(first.get("width", "N")))
+            drawn.append(predicted)
+        axes.plot(layers, theory_curve, color="black", linestyle="--", linewidth=1.4,
+                  label="mean field (N → ∞)")
+        for number, (name, record) in enumerate(usable):
+            measured = _as_layers(record.get("measured_" + key), depth)
+            if measured is None:
+                continue
+            drawn.append(measured)
+            axes.plot(layers, measured, color=colours[number % len(colours)], linewidth=1.2,
+                      marker="." if depth <= 40 else None, label=f"measured: {name}")
+        _scale(axes, drawn)
+        axes.set_xlabel("layer l")
+        axes.set_ylabel(label, fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.legend(fontsize=6.5, loc="best")
+    setup = ", ".join(f"{k}={first[k]}" for k in ("init", "width", "draws", "device",
+                                                          "dtype") if k in first)
+    gain = reporting.number(reporting.case_gain(case), 6)
+    figure.suptitle(f"{case.id} (gain {gain}): depth profiles, {setup}", fontsize=9)
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
+    return _save(figure, path)
+
+
+def _band(record: dict, key: str, depth: int) -> tuple | None:
+    """(low, high) per layer of quantity ``key`` ("q" or "grad"), if the record has one."""
+    for low_key, high_key in ((f"band_{key}_lo", f"band_{key}_hi"),
+                              ("band_lo", "band_hi") if key == "q" else (None, None)):
+        if low_key is None:
+            continue
+        low = _as_layers(record.get(low_key), depth)
+        high = _as_layers(record.get(high_key), depth)
+        if low is not None and high is not None:
+            return low, high
+    return None
+
+
+def write_all(matrix: reporting.Matrix, folder: str) -> Dict[str, str]:
+    """Every figure of the report into ``folder``; keys as ``reporting.markdown`` expects."""
+    os.makedirs(folder, exist_ok=True)
+    written = {"matrix": matrix_heatmap(matrix, os.path.join(folder, "matrix.png")),
+               "phase": phase_picture(matrix, os.path.join(folder, "phase.png"))}
+    for case_id in matrix.rows:
+        path = depth_profile(matrix.case(case_id), matrix.stability_records(case_id),
+                             os.path.join(folder, f"profile-{case_id}.png"))
+        if path:
+            written["profile:" + case_id] = path
+    return written

@@ -1,0 +1,95 @@
+"""gainkit report: merge conformance results into one Markdown report, with plots.
+
+    gainkit report RESULTS... [--output report.md] [--plots DIR]
+
+RESULTS are JSON files written by `pytest conformance --gainkit-json PATH`, or directories
+holding them (tox writes results/<env name>.json). Each file is one torch release.
+
+Exit codes:
+    0    every release conforms
+    1    a release deviates (a failed record or test, a wrong or missing gain); the report
+         lists each deviation
+    2    bad input: a missing or unreadable results file, not gainkit results, matplotlib
+         missing for --plots; nothing was written
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List
+
+from gainkit import reporting
+
+PROG = "gainkit report"
+EXIT_CONFORMS, EXIT_DEVIATES, EXIT_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, as for every other user error
+        self.exit(EXIT_INPUT, f"{PROG}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.split("\n\n", 1)[1],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="+", metavar="RESULTS",
+                        help="results JSON files or directories of them")
+    parser.add_argument("--output", metavar="FILE",
+                        help="write the Markdown report here (default: standard output)")
+    parser.add_argument("--plots", metavar="DIR",
+                        help="write PNG plots here and show them in the report "
+                             "(needs matplotlib: pip install 'gainkit[report]')")
+    return parser
+
+
+def _plots_module():
+    try:
+        from gainkit import plots
+    except ImportError as error:
+        raise reporting.ReportInputError(
+            f"--plots needs matplotlib ({error}); install it: pip install 'gainkit[report]'"
+        ) from None
+    return plots
+
+
+def _write_text(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def main(argv: List[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        matrix = reporting.build_matrix(reporting.load_releases(args.results))
+        plots = _plots_module() if args.plots else None
+        if args.output and os.path.isdir(args.output):
+            raise reporting.ReportInputError(f"--output {args.output}: is a directory")
+        if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
+            raise reporting.ReportInputError(f"--plots {args.plots}: is not a directory")
+    except reporting.ReportInputError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    links = {}
+    if plots is not None:
+        base = os.path.dirname(os.path.abspath(args.output)) if args.output else os.getcwd()
+        written = plots.write_all(matrix, args.plots)
+        links = {key: os.path.relpath(path, base).replace(os.sep, "/")
+                 for key, path in written.items()}
+    text = reporting.markdown(matrix, links)
+    if args.output:
+        _write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    for verdict in matrix.verdicts:
+        if not verdict.conforms:
+            print(f"{PROG}: {verdict.release.name} deviates: {verdict.findings[0]}",
+                  file=sys.stderr)
+    return EXIT_CONFORMS if matrix.conforms else EXIT_DEVIATES
+
+
+if __name__ == "__main__":
+    sys.exit(main())
