@@ -174,8 +174,7 @@ def _check_value(record: dict, case, cell: Cell, release: Release) -> None:
         cell.figures["value"] += " (patched)"
     if measured != case.value or record.get("measured_type") != case.type:
         cell.worsen(DEVIATES, "{} returns {} ({}), the data file says {} ({})".format(
-            call, number(measured, 17), record.get("measured_type"), number(case.value, 17),
-            case.type))
+            call, repr(measured), record.get("measured_type"), repr(case.value), case.type))
 
 
 def _check_band(record: dict, cell: Cell) -> bool:

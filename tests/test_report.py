@@ -1,0 +1,270 @@
+"""gainkit report: merged verdicts across releases, deviations, bad input and the plots.
+
+The results come from a real run of a slice of the conformance suite on the installed torch;
+other releases and deviations are copies of that file with one thing changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gainkit.tools import cli, report
+
+from gainkit import reporting
+from gainkit.expectations import GAINS, REFERENCES
+
+ROOT = Path(__file__).resolve().parent.parent
+# Every gain's value and docstring, one init check per gain, and the stability probe where it
+# exists (small overrides keep it to seconds).
+SUITE_SLICE = ["conformance/test_values.py", "conformance/test_docstring.py",
+               "conformance/test_init_functions.py", "-k",
+               "test_documented_value or test_table_row or test_selu_warning or "
+               "(test_xavier_variance and normal and cpu-float32 and linear-700to300)"]
+STABILITY = ROOT / "conformance" / "test_stability.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_LIMIT = 200 * 1024
+
+
+@pytest.fixture(scope="session")
+def real_results(tmp_path_factory) -> dict:
+    path = tmp_path_factory.mktemp("suite") / "results.json"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "--device", "cpu", "--gainkit-json", str(path)] + SUITE_SLICE
+    finished = subprocess.run(command, cwd=str(ROOT), capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def as_release(results: dict, version: str) -> dict:
+    relabelled = copy.deepcopy(results)
+    relabelled["torch"]["version"] = version
+    return relabelled
+
+
+def write(folder: Path, name: str, results: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(results), encoding="utf-8")
+    return path
+
+
+def value_record(results: dict, case_id: str) -> dict:
+    return next(r for r in results["records"] if r["kind"] == "value" and r["case_id"] == case_id)
+
+
+@pytest.fixture
+def matrix_dir(tmp_path, real_results) -> Path:
+    """Three releases (as tox names them) that all conform."""
+    folder = tmp_path / "results"
+    for name, version in (("py311-torch2.13.0", real_results["torch"]["version"]),
+                          ("py38-torch1.7.1", "1.7.1"), ("py310-torch2.0.1", "2.0.1")):
+        write(folder, name, as_release(real_results, version))
+    return folder
+
+
+def run_report(capsys, *args) -> tuple:
+    code = report.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def table_row(text: str, case_id: str) -> list:
+    line = next(line for line in text.splitlines() if line.startswith(f"| {case_id} = "))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_real_run_conforms_and_names_every_gain(capsys, tmp_path, real_results):
+    path = write(tmp_path, "py311-torch2.13.0", real_results)
+    code, out, err = run_report(capsys, path)
+    assert (code, err) == (0, "")
+    assert "**All 1 release conform" in out
+    for case in GAINS:
+        assert table_row(out, case.id)[1].startswith("✅ pass")
+    for case in REFERENCES:
+        assert table_row(out, case.id)
+
+
+def test_merged_report_has_every_release_as_a_column_in_version_order(capsys, matrix_dir,
+                                                                      real_results):
+    output = matrix_dir / "report.md"
+    code, out, err = run_report(capsys, matrix_dir, "--output", output)
+    assert (code, out, err) == (0, "", "")
+    text = output.read_text(encoding="utf-8")
+    header = next(line for line in text.splitlines() if line.startswith("| gain |"))
+    assert header.index("py38-torch1.7.1") < header.index("py310-torch2.0.1") < header.index(
+        "py311-torch2.13.0")
+    for case in GAINS + REFERENCES:
+        assert len(table_row(text, case.id)) == 1 + 3
+        assert f"### {case.id} (gain" in text
+    selu_on_171 = table_row(text, "selu")[1]
+    assert "0.75 (patched)" in selu_on_171
+    tanh = table_row(text, "tanh")
+    assert all("1.666666667" in cell for cell in tanh[1:])
+
+
+@pytest.mark.parametrize("inject, expected", [
+    (lambda r: value_record(r, "tanh").update(measured=1.6), "returns 1.6 (float)"),
+    (lambda r: value_record(r, "relu").update(measured_type="int"),
+     "returns 1.4142135623730951 (int)"),
+    (lambda r: value_record(r, "sigmoid").update(verdict="fail"), "value verdict 'fail'"),
+], ids=["wrong-value-marked-pass", "wrong-type", "failed-verdict"])
+def test_one_deviating_release_makes_the_report_fail(capsys, matrix_dir, real_results, inject,
+                                                     expected):
+    broken = as_release(real_results, "2.0.1")
+    inject(broken)
+    write(matrix_dir, "py310-torch2.0.1", broken)
+    code, out, err = run_report(capsys, matrix_dir)
+    assert code == 1
+    assert "**1 of 3 releases deviates: py310-torch2.0.1.**" in out
+    deviations = out.split("## Deviations")[1].split("## Gains")[0]
+    assert "### py310-torch2.0.1" in deviations and expected in deviations
+    assert "py38-torch1.7.1" not in deviations
+    assert err.startswith("gainkit report: py310-torch2.0.1 deviates: ")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_gain_missing_after_patching_is_reported_as_missing(capsys, matrix_dir, real_results):
+    unpatched = as_release(real_results, "1.7.1")
+    value_record(unpatched, "selu").update(measured=None, measured_type="NoneType",
+                                           verdict="missing")
+    write(matrix_dir, "py38-torch1.7.1", unpatched)
+    code, out, _ = run_report(capsys, matrix_dir)
+    assert code == 1
+    assert table_row(out, "selu")[1].startswith("⛔ missing")
+    assert "calculate_gain('selu') does not exist in torch 1.7.1 (added in 1.8.0" in out
+
+
+def test_a_gain_without_any_value_record_is_not_taken_as_conforming(capsys, tmp_path,
+                                                                    real_results):
+    partial = copy.deepcopy(real_results)
+    partial["records"] = [r for r in partial["records"]
+                          if not (r["kind"] == "value" and r["case_id"] == "relu")]
+    code, out, _ = run_report(capsys, write(tmp_path, "partial", partial))
+    assert code == 1
+    assert table_row(out, "relu")[1].startswith("⚠️ not run")
+
+
+def test_a_failed_test_is_a_deviation_of_the_gain_its_id_names(capsys, tmp_path, real_results):
+    failing = copy.deepcopy(real_results)
+    nodeid = ("conformance/test_init_functions.py::test_kaiming_variance"
+              "[normal-fan_in-leaky_relu-0.2-linear-700to300-cpu-float32]")
+    failing["outcomes"].append({"nodeid": nodeid, "when": "call", "outcome": "failed",
+                                "duration": 0.1})
+    code, out, _ = run_report(capsys, write(tmp_path, "failing", failing))
+    assert code == 1
+    assert table_row(out, "leaky_relu-0.2")[1].startswith("❌ deviates")
+    assert table_row(out, "leaky_relu")[1].startswith("✅ pass")
+    assert f"leaky_relu-0.2: test failed: {nodeid} (call)" in out
+
+
+def test_an_init_record_outside_its_own_band_deviates_whatever_its_verdict(capsys, tmp_path,
+                                                                           real_results):
+    tampered = copy.deepcopy(real_results)
+    record = next(r for r in tampered["records"] if r["kind"] == "init")
+    record["ratio"] = record["band_hi"] + 0.01
+    code, out, _ = run_report(capsys, write(tmp_path, "tampered", tampered))
+    assert code == 1
+    assert "variance ratio" in out and "outside" in out
+
+
+def test_unknown_record_kinds_are_shown_and_their_verdicts_count(capsys, tmp_path,
+                                                                 real_results):
+    extended = copy.deepcopy(real_results)
+    extended["records"].append({"kind": "future-check", "case_id": "orthogonal", "score": 0.5})
+    code, out, _ = run_report(capsys, write(tmp_path, "extended", extended))
+    assert code == 0
+    assert "## Other records" in out and "| orthogonal |" in out
+    extended["records"][-1]["verdict"] = "fail"
+    code, out, _ = run_report(capsys, write(tmp_path, "extended", extended))
+    assert code == 1
+    assert "orthogonal: future-check verdict 'fail'" in out
+
+
+def test_attribute_prefers_the_longest_gain_id():
+    ids = [case.id for case in GAINS]
+    assert reporting.attribute("t.py::test[leaky_relu-5-cpu]", ids) == "leaky_relu-5"
+    assert reporting.attribute("t.py::test[float-leaky_relu]", ids) == "leaky_relu"
+    assert reporting.attribute("t.py::test[float-selu]", ids) == "selu"
+    assert reporting.attribute("t.py::test_plain", ids) is None
+
+
+def _not_results(folder: Path) -> Path:
+    return write(folder, "other", {"name": "not gainkit"})
+
+
+def _invalid_json(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "broken.json"
+    path.write_text("{\"torch\": ", encoding="utf-8")
+    return path
+
+
+def _empty_dir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.mark.parametrize("make_input, message", [
+    (lambda folder: folder / "absent.json", "absent.json: no such file or directory"),
+    (_empty_dir, "directory holds no *.json results"),
+    (_invalid_json, "broken.json: not JSON"),
+    (_not_results, "other.json: not gainkit results (no 'records' list)"),
+], ids=["absent", "empty-dir", "invalid-json", "not-results"])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, make_input, message):
+    given = make_input(tmp_path / "in")
+    output, plots = tmp_path / "out" / "report.md", tmp_path / "out" / "plots"
+    code, out, err = run_report(capsys, given, "--output", output, "--plots", plots)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("gainkit report: error: ") and message in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_that_is_a_directory_is_bad_input(capsys, tmp_path, real_results):
+    code, _, err = run_report(capsys, write(tmp_path, "r", real_results), "--output", tmp_path)
+    assert code == 2 and "is a directory" in err
+
+
+def test_plots_without_matplotlib_is_bad_input(capsys, monkeypatch, tmp_path, real_results):
+    monkeypatch.setitem(sys.modules, "gainkit.plots", None)  # import raises ImportError
+    code, out, err = run_report(capsys, write(tmp_path, "r", real_results), "--output",
+                                tmp_path / "report.md", "--plots", tmp_path / "plots")
+    assert (code, out) == (2, "")
+    assert "pip install 'gainkit[report]'" in err
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exited:
+        report.main([])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("gainkit report: error: ")
+
+
+def test_markdown_needs_no_matplotlib():
+    probe = ("import sys, gainkit.reporting, gainkit.tools.report; "
+             "sys.exit('matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe]).returncode == 0
+
+
+def test_report_renders_every_plot_it_links(capsys, matrix_dir, real_results):
+    output = matrix_dir / "report.md"
+    code = cli.main(["report", str(matrix_dir), "--output", str(output), "--plots",
+                     str(matrix_dir / "plots")])
+    assert code == 0
+    text = output.read_text(encoding="utf-8")
+    links = [line.split("](")[1].rstrip(")") for line in text.splitlines()
+             if line.startswith("![")]
+    assert "plots/matrix.png" in links and "plots/phase.png" in links
+    for link in links:
+        image = (output.parent / link).read_bytes()
+        assert image.startswith(PNG_SIGNATURE)
+        assert len(image) < PNG_LIMIT, link
+    assert sorted(p.name for p in (matrix_dir / "plots").iterdir()) == sorted(
+        Path(link).name for link in links)
