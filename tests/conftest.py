@@ -16,7 +16,9 @@ from gainkit import patchkit, upstream
 DATA = Path(__file__).parent / "data" / "upstream"
 TORCH_FILES = ("torch/nn/init.py", "torch/nn/modules/activation.py")
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Test Committer", "GIT_AUTHOR_EMAIL": "test@example.com",
-                "GIT_COMMITTER_NAME": "Test Committer", "GIT_COMMITTER_EMAIL": "test@example.com"}
+                "GIT_COMMITTER_NAME": "Test Committer", "GIT_COMMITTER_EMAIL": "test@example.com",
+                # a `git status` polling a checkout must not take index.lock from the tool's git am
+                "GIT_OPTIONAL_LOCKS": "0"}
 
 
 def release_bytes(version: str, member: str) -> bytes:

@@ -236,6 +236,7 @@ def _git(args: List[str], cwd: Path, outside_repo: bool = False,
          raw: bool = False) -> subprocess.CompletedProcess:
     """Run git; raw: stdout as bytes."""
     env = {key: value for key, value in os.environ.items() if key not in _REPO_ENV}
+    env["GIT_OPTIONAL_LOCKS"] = "0"  # reading must not lock out the user's own git
     if outside_repo:  # keep git from finding a repository that encloses cwd
         env["GIT_CEILING_DIRECTORIES"] = str(Path(cwd).resolve().parent)
     text = {} if raw else {"encoding": "utf-8", "errors": "replace"}
