@@ -99,6 +99,7 @@ class Target:
     version_source: str
     include: str | None = None  # git apply --include pattern
     use_am: bool = False
+    interpreter: Path | None = None  # site-packages: the interpreter that imports this torch
 
     def describe(self) -> str:
         return f"{self.kind} {self.root} (torch {self.version}, from {self.version_source})"
@@ -227,7 +228,8 @@ def python_target(python: str) -> Target:
     with metadata[0].open("rb") as handle:
         version = _base_version(str(email.message_from_binary_file(handle)["Version"]),
                                 metadata[0])
-    return Target("site-packages", site, version, metadata[0].parent.name, include=SITE_INCLUDE)
+    return Target("site-packages", site, version, metadata[0].parent.name, include=SITE_INCLUDE,
+                  interpreter=interpreter)
 
 
 # -- planning -----------------------------------------------------------------------------

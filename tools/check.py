@@ -1,0 +1,74 @@
+"""gainkit check: the main job, for the torch of one Python environment.
+
+    gainkit check [--python PATH] [--no-patch] [PYTEST ARGS...]
+
+1. prints the patch series' status for that torch (as `gainkit patch status --python`);
+2. applies the series where it applies (the SELU backport on torch < 1.8), unless --no-patch;
+3. runs the conformance suite with that interpreter; extra arguments go to pytest
+   (e.g. --device cuda, --seed 3, --gainkit-json results.json, --junitxml junit.xml).
+
+Exit codes: pytest's (0 all conform, 1 a deviation, ...); 2 usage or target errors;
+the patch tool's own codes when patching fails (nothing is left half-written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import gainkit
+from gainkit import patchkit
+from gainkit.tools import patch as patch_tool
+
+PROG = "gainkit check"
+
+
+def conformance_dir() -> Path:
+    """The suite shipped in the package, else the one of the source tree it was imported from."""
+    here = Path(gainkit.__file__).resolve().parent
+    for candidate in (here / "conformance", here.parents[1] / "conformance"):
+        if (candidate / "conftest.py").is_file():
+            return candidate
+    raise patchkit.PatchError(f"{here}: the conformance suite is not installed with gainkit")
+
+
+def _can_run_suite(python: str) -> bool:
+    probe = "import gainkit.expectations, pytest, torch"
+    return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--python", metavar="PATH", default=sys.executable,
+                        help="interpreter or virtual environment to check (default: this one)")
+    parser.add_argument("--no-patch", action="store_true",
+                        help="report the series' status but do not apply it")
+    args, pytest_args = parser.parse_known_args(argv)
+    try:
+        target = patchkit.python_target(args.python)
+        plan = patchkit.make_plan(patchkit.load_series(patchkit.default_patch_dir()), target)
+        print("\n".join(patch_tool.status_lines(plan)[:-1]))
+        if plan.having(patchkit.APPLIES) and not args.no_patch:
+            done = patchkit.apply(plan)
+            print(f"applied {len(done)} patches to {target.root}")
+        suite = conformance_dir()
+        if not _can_run_suite(str(target.interpreter)):
+            raise patchkit.PatchError(
+                f"{target.interpreter}: cannot import gainkit, pytest and torch there; "
+                f"install gainkit into that environment first")
+    except patchkit.PatchError as error:
+        for line in error.lines:
+            print(f"{PROG}: error: {line}", file=sys.stderr)
+        return error.exit_code
+    command = [str(target.interpreter), "-m", "pytest", str(suite), "-p", "no:cacheprovider"]
+    command += pytest_args
+    print("running: " + " ".join(command), flush=True)
+    return subprocess.run(command).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
