@@ -472,13 +472,13 @@ def _tabulate(function, kinks, label) -> Tuple[_Piecewise, _Piecewise]:
 
 
 def _check_finite(x, phi, dphi, label):
+    """nan anywhere on the grid, or inf on |x| <= _MUST_BE_FINITE, is an ActivationError."""
     for values, what in ((phi, label), (dphi, f"the autograd derivative of {label}")):
-        bad = ~np.isfinite(values)
-        if np.any(bad & (np.abs(x) <= _MUST_BE_FINITE)) or np.any(np.isnan(values)):
-            where = x[np.flatnonzero(np.isnan(values) | (bad & (np.abs(x) <= _MUST_BE_FINITE)))]
-            point = where[np.argmin(np.abs(where))]
-            kind = "nan" if np.isnan(values[x == point]).any() else "inf"
-            raise ActivationError(f"{what} gives {kind} at x = {point:g}")
+        near = np.abs(x) <= _MUST_BE_FINITE
+        for kind, bad in (("nan", np.isnan(values)), ("inf", np.isinf(values) & near)):
+            if np.any(bad):
+                point = x[bad][np.argmin(np.abs(x[bad]))]
+                raise ActivationError(f"{what} gives {kind} at x = {point:g}")
 
 
 # --- resolving ----------------------------------------------------------------------------

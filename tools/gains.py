@@ -1,0 +1,347 @@
+"""gainkit gains: the gains of any elementwise torch activation and what they do to a deep net.
+
+    gainkit gains ACTIVATION [ACTIVATION ...] [--gain G ...] [--q0 Q] [--format F] [--verify]
+    gainkit gains --all [--only-missing] [--gain G ...] [--q0 Q] [--format F] [--verify]
+
+ACTIVATION is one of
+    a torch.nn.functional function   relu, gelu, leaky_relu:0.2, elu:alpha=0.5
+    a torch.nn module class          GELU, nn.LeakyReLU:0.2, Softplus:beta=2
+    an importable callable           package.module:callable[:params] (a class is built
+                                     with the params, then called)
+Parameters follow a colon, comma-separated: positional values, then name=value. Values are
+Python literals; a bare word is a string (gelu:approximate=tanh). phi' comes from autograd.
+
+For each activation, on square bias-free layers with W ~ N(0, g^2 / N) (mean-field limit):
+    g_f        1 / sqrt(E[phi(z)^2])    forward-preserving: q* = 1
+    g_b        1 / sqrt(E[phi'(z)^2])   backward-preserving at q = 1
+    g_c        1 / sqrt(Var[phi(z)])    centred (NFNet)
+    critical   chi_1 = 1 at the fixed point (edge of chaos), or none with the reason
+and, at PyTorch's gain (the installed torch's calculate_gain, where it has one) and at each --gain:
+    q*         fixed point of the pre-activations' second moment, reached from --q0
+    chi_1      factor per layer of the mean squared gradient (< 1 vanishing, > 1 exploding)
+    xi_q       forward depth scale, layers per e-fold of q - q* (negative: q* repels)
+    xi_grad    gradient depth scale 1 / |ln chi_1|; 10x depth: layers for 10x in gradient
+    regime     ordered, chaotic, near-critical (10x takes over 100 layers) or critical
+
+--verify runs the empirical deep-network probe (gainkit.probe) at each of those gains and
+prints the measured output second moment and gradient growth against the prediction.
+
+Exit codes:
+    0   done (with --all, a gain without a fixed point is reported in its row)
+    2   usage or bad input: unknown name, not elementwise, not differentiable, gives nan or
+        inf, no fixed point at a gain asked for (q* -> inf), no critical gain for --gain critical
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import List
+
+from gainkit import theory
+from gainkit import torch_activations as acts
+
+PROG = "gainkit gains"
+EXIT_OK, EXIT_USAGE = 0, 2
+NAMED_GAINS = ("forward", "backward", "centred", "critical")
+DEFAULT_Q0 = 1.0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, as for every other user error
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
+
+
+def _gain(text: str):
+    if text in NAMED_GAINS:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number or one of {', '.join(NAMED_GAINS)}") from None
+    if not 0.0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r}: a gain must be positive and finite")
+    return value
+
+
+def _q0(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r}: q0 must be a positive finite number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.split("\n\n", 1)[1],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("activations", nargs="*", metavar="ACTIVATION")
+    parser.add_argument("--all", action="store_true",
+                        help="every elementwise activation in torch.nn.functional")
+    parser.add_argument("--only-missing", action="store_true",
+                        help="only activations calculate_gain of this torch has no entry for")
+    parser.add_argument("--gain", type=_gain, action="append", default=[], metavar="G",
+                        help="also analyse at this gain: a number or forward, backward, centred,"
+                             " critical (repeatable)")
+    parser.add_argument("--q0", type=_q0, default=DEFAULT_Q0,
+                        help="second moment of the network input (default: %(default)s)")
+    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    parser.add_argument("--verify", action="store_true",
+                        help="measure each gain on deep random networks (gainkit.probe)")
+    return parser
+
+
+class InputError(Exception):
+    """A user error, reported on one line with exit code 2."""
+
+
+# --- analysis -----------------------------------------------------------------------------
+
+def gain_definitions(act: theory.Activation) -> dict:
+    """theory.md's four gains, and the reason when there is no critical gain."""
+    critical, reason = theory.critical_gain(act)
+    # As theory.gain_definitions, without a second critical-gain search.
+    mean = theory.expect(act.phi, 1.0, act.kinks)
+    variance = theory.length_map(act, 1.0, 1.0) - mean**2
+    derivative = theory.chi(act, 1.0, 1.0)
+    return {
+        "forward": theory.gain_forward(act),
+        "backward": 1.0 / math.sqrt(derivative) if derivative > 0 else None,
+        "centred": 1.0 / math.sqrt(variance) if variance > 0 else None,
+        "critical": critical,
+        "critical_reason": reason,
+    }
+
+
+def _behaviour(act: theory.Activation, gain: float, source: str, q0: float) -> dict:
+    row = {"gain": gain, "source": source}
+    if not act.homogeneous and _repelling_start(act, gain, q0):
+        row.update(_at_repelling_fixed_point(act, gain, q0))
+        return row
+    field = theory.analyse(act, gain, q0)
+    if math.isinf(field.q_star):
+        row["no_fixed_point"] = "q -> inf: the signal blows up"
+        return row
+    row.update((key, getattr(field, key)) for key in MEAN_FIELD_KEYS)
+    row["stable"] = field.slope <= 1.0
+    return row
+
+
+MEAN_FIELD_KEYS = ("q_star", "post_rms", "chi_1", "slope", "xi_q", "xi_grad", "depth_10x",
+                   "regime", "kappa_forward", "kappa_backward")
+_SAME_Q = 1e-12  # V(q0) / q0 - 1 below this: q0 is a fixed point to rounding
+
+
+def _repelling_start(act, gain, q0) -> bool:
+    # The forward gain of gelu, silu, mish, hardswish makes q = 1 a repelling fixed point;
+    # theory.fixed_point then leaves it to 0 or inf by the sign of a rounding error.
+    return (abs(theory.length_map(act, gain, q0) / q0 - 1.0) < _SAME_Q
+            and theory.length_map_slope(act, gain, q0) > 1.0)
+
+
+def _at_repelling_fixed_point(act, gain, q0) -> dict:
+    """theory.analyse's quantities at q* = q0, a repelling fixed point."""
+    chi_1 = theory.chi(act, gain, q0)
+    slope = theory.length_map_slope(act, gain, q0)
+    return {"q_star": q0, "post_rms": math.sqrt(q0) / gain, "chi_1": chi_1, "slope": slope,
+            "xi_q": -theory.depth_scale(slope), "xi_grad": theory.depth_scale(chi_1),
+            "depth_10x": math.log(10.0) * theory.depth_scale(chi_1),
+            "regime": theory.regime(chi_1), "kappa_forward": theory.kappa_forward(act, q0),
+            "kappa_backward": theory.kappa_backward(act, q0), "stable": False}
+
+
+def analyse(act: acts.TorchActivation, gains: list, q0: float, strict: bool) -> dict:
+    """Everything the tool prints for one activation. ``strict``: a --gain without a fixed
+    point (or a missing critical gain asked for) is an InputError, not a row."""
+    definitions = gain_definitions(act.theory)
+    pytorch, pytorch_note = acts.pytorch_gain(act)
+    targets = [(pytorch, "pytorch")] if pytorch is not None else []
+    for gain in gains:
+        if gain in NAMED_GAINS:
+            if definitions[gain] is None:
+                if strict:
+                    raise InputError(f"{act.name} has no {gain} gain: "
+                                     f"{definitions['critical_reason']}")
+                continue
+            targets.append((definitions[gain], gain))
+        else:
+            targets.append((gain, "given"))
+    rows = [_behaviour(act.theory, gain, source, q0) for gain, source in targets]
+    for row in rows:
+        if strict and row["source"] != "pytorch" and "no_fixed_point" in row:
+            raise InputError(f"{act.name} has no fixed point at gain {row['gain']:.7g} "
+                             f"({row['source']}): {row['no_fixed_point']}")
+    return {
+        "name": act.name, "definition": act.definition, "formula": act.formula,
+        "kinks": list(act.kinks), "homogeneous": act.homogeneous,
+        "gains": definitions, "pytorch_gain": pytorch, "pytorch_note": pytorch_note,
+        "q0": q0, "at": rows,
+    }
+
+
+def _resolve(spec: str) -> acts.TorchActivation:
+    try:
+        return acts.resolve(spec)
+    except acts.ActivationError as error:
+        raise InputError(str(error)) from None
+
+
+def collect(args) -> dict:
+    strict = not args.all
+    skipped = {}
+    if args.all:
+        names, skipped = acts.functional_activations()
+        specs = list(args.activations) + [n for n in names if n not in args.activations]
+    else:
+        specs = args.activations
+    results = []
+    for spec in specs:
+        try:
+            act = _resolve(spec)
+        except InputError as error:
+            if spec in args.activations:
+                raise
+            skipped[spec] = str(error)
+            continue
+        if args.only_missing and acts.pytorch_gain(act)[0] is not None:
+            continue
+        try:
+            result = analyse(act, args.gain, args.q0, strict)
+        except acts.ActivationError as error:  # met only during the analysis (far out)
+            raise InputError(f"{spec}: {error}") from None
+        if args.verify:
+            result["verify"] = verify(act, result["at"], args.q0)
+        results.append(result)
+    return {"torch": acts.torch.__version__, "command": " ".join([PROG] + args.argv),
+            "activations": results, "skipped": skipped}
+
+
+def verify(act, rows, q0) -> list:
+    raise InputError("--verify needs gainkit.probe, which is not available yet")
+
+
+# --- output -------------------------------------------------------------------------------
+
+def _number(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.7g}"
+
+
+def _critical(gains: dict) -> str:
+    return _number(gains["critical"]) if gains["critical"] is not None else "none"
+
+
+GAIN_HEADER = ["activation", "g_f", "g_b", "g_c", "critical", "PyTorch"]
+BEHAVIOUR_HEADER = ["activation", "gain", "source", "q*", "chi_1", "xi_q", "xi_grad",
+                    "10x depth", "regime"]
+
+
+def gain_rows(report: dict) -> List[List[str]]:
+    return [[item["name"]] + [_number(item["gains"][key]) for key in ("forward", "backward",
+                                                                      "centred")]
+            + [_critical(item["gains"]), _number(item["pytorch_gain"])]
+            for item in report["activations"]]
+
+
+def behaviour_rows(report: dict) -> List[List[str]]:
+    rows = []
+    for item in report["activations"]:
+        for row in item["at"]:
+            if "no_fixed_point" in row:
+                rows.append([item["name"], _number(row["gain"]), row["source"], "inf",
+                             "-", "-", "-", "-", "no fixed point"])
+                continue
+            rows.append([item["name"], _number(row["gain"]), row["source"]]
+                        + [_number(row[key]) for key in ("q_star", "chi_1", "xi_q",
+                                                         "xi_grad", "depth_10x")]
+                        + [row["regime"]])
+    return rows
+
+
+def notes(report: dict) -> List[str]:
+    return [f"{item['name']}: no critical gain: {item['gains']['critical_reason']}"
+            for item in report["activations"] if item["gains"]["critical"] is None]
+
+
+def _aligned(header: List[str], rows: List[List[str]]) -> List[str]:
+    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in [header] + rows]
+
+
+def _markdown_table(header: List[str], rows: List[List[str]]) -> List[str]:
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def render_table(report: dict) -> str:
+    lines = [f"torch {report['torch']}", ""] + _aligned(GAIN_HEADER, gain_rows(report))
+    behaviour = behaviour_rows(report)
+    if behaviour:
+        lines += [""] + _aligned(BEHAVIOUR_HEADER, behaviour)
+    lines += [""] + notes(report) if notes(report) else []
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict) -> str:
+    lines = [f"Generated by `{report['command']}` on torch {report['torch']}.", "",
+             "## Gains", ""]
+    rows = [[row[0], item["formula"] or item["definition"]] + row[1:]
+            for row, item in zip(gain_rows(report), report["activations"])]
+    lines += _markdown_table(GAIN_HEADER[:1] + ["phi(x)"] + GAIN_HEADER[1:], rows)
+    behaviour = behaviour_rows(report)
+    if behaviour:
+        lines += ["", "## Depth behaviour (mean field)", ""]
+        lines += _markdown_table(BEHAVIOUR_HEADER, behaviour)
+    if notes(report):
+        lines += ["", "## Notes", ""] + ["- " + note for note in notes(report)]
+    return "\n".join(lines)
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def render(report: dict, form: str) -> str:
+    if form == "json":
+        return json.dumps(_json_safe(report), indent=2, allow_nan=False)
+    return render_markdown(report) if form == "markdown" else render_table(report)
+
+
+def main(argv: List[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    if not args.all and not args.activations:
+        return _fail("name an ACTIVATION or use --all")
+    try:
+        report = collect(args)
+    except (InputError, acts.ActivationError) as error:
+        return _fail(str(error))
+    print(render(report, args.format))
+    return EXIT_OK
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
