@@ -18,14 +18,25 @@ Statuses: APPLIES, APPLIED, UPSTREAM (the target's torch >= Applied-Upstream), C
 N/A (torch outside Torch-Versions, or none of the patch's files in the target).
 N/A and UPSTREAM patches are never applied; when a backport's change is missing from the target
 all the same (a pre-release tree, a release older than every range), its line says so.
+A torch newer than every range (say 99.0) is no error: its patches are UPSTREAM or N/A.
+A file with CRLF line endings is a CONFLICT that says so; the tool never mixes line endings.
+
+One command runs on a target at a time: a second one, while the first holds the target's lock
+(.gainkit-patch.lock in its root), refuses at once. A run killed half-way (power cut, SIGKILL)
+leaves a journal in .gainkit-patch-*/ there; the next command on that target, whichever it is,
+first rolls the target back to how it was before the killed run and prints one line saying so:
+    TARGET: found an interrupted apply from TIME (pid N); restored 2 files
 
 Exit codes:
     0    done, or nothing to do (for check: apply would succeed)
     1    the series does not fit the target: a CONFLICT (one line per conflict on stderr), or
          a revert git cannot do safely; nothing was written
-    2    usage or target error (missing path, not a torch tree, local changes in a checkout,
-         a file that cannot be written, ...); nothing was written
-    3    a write failed half-way; what was written has been rolled back
+    2    usage or target error (missing path, not a torch tree, a bad series or patch file,
+         local changes in a checkout, a file that cannot be written, another gainkit patch
+         running on the target, ...); nothing was written
+    3    a write failed half-way (a full disk, a file made read-only meanwhile); what was
+         written has been rolled back. Or a rollback failed: the line says where the
+         originals are, and the next run on the target retries the rollback
     130  interrupted (SIGINT); what was written has been rolled back
 """
 
@@ -36,6 +47,7 @@ import sys
 from typing import List
 
 from gainkit import patchkit
+from gainkit.tools import cli
 
 PROG = "gainkit patch"
 
@@ -69,6 +81,24 @@ def status_lines(plan: patchkit.Plan) -> List[str]:
     return lines + ["with git alone: " + command if command else "nothing to apply"]
 
 
+def _run(command: str, plan: patchkit.Plan) -> int:
+    if command == "status":
+        print("\n".join(status_lines(plan)))
+        return patchkit.EXIT_CONFLICT if plan.having(patchkit.CONFLICT) else patchkit.EXIT_OK
+    if command == "check":
+        patchkit.check(plan)
+        print(f"ok: {len(plan.having(patchkit.APPLIES))} to apply to {plan.target.describe()}")
+        return patchkit.EXIT_OK
+    print("\n".join(status_lines(plan)[:-1]))
+    if command == "apply":
+        done = patchkit.apply(plan)
+        print(f"applied {len(done)} patches" if done else "nothing to apply")
+    else:
+        done = patchkit.revert(plan)
+        print(f"reverted {len(done)} patches" if done else "nothing to revert")
+    return patchkit.EXIT_OK
+
+
 def main(argv: List[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     target = None
@@ -80,22 +110,11 @@ def main(argv: List[str] | None = None) -> int:
             target = patchkit.tree_target(args.tree, args.working_tree)
         else:
             target = patchkit.python_target(args.python or sys.executable)
-        plan = patchkit.make_plan(patches, target)
-        if args.command == "status":
-            print("\n".join(status_lines(plan)))
-            return patchkit.EXIT_CONFLICT if plan.having(patchkit.CONFLICT) else patchkit.EXIT_OK
-        if args.command == "check":
-            patchkit.check(plan)
-            print(f"ok: {len(plan.having(patchkit.APPLIES))} to apply to {target.describe()}")
-            return patchkit.EXIT_OK
-        print("\n".join(status_lines(plan)[:-1]))
-        if args.command == "apply":
-            done = patchkit.apply(plan)
-            print(f"applied {len(done)} patches" if done else "nothing to apply")
-        else:
-            done = patchkit.revert(plan)
-            print(f"reverted {len(done)} patches" if done else "nothing to revert")
-        return patchkit.EXIT_OK
+        writing = args.command in ("apply", "revert")
+        with patchkit.exclusive(target, writing) as recovered:
+            for line in recovered:
+                print(line, flush=True)
+            return _run(args.command, patchkit.make_plan(patches, target))
     except patchkit.PatchError as error:
         for line in error.lines:
             print(f"{PROG}: error: {line}", file=sys.stderr)
@@ -107,4 +126,4 @@ def main(argv: List[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, prog=PROG))

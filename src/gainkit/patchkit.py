@@ -13,13 +13,17 @@ A change is all or nothing:
    ``revert`` while the target is only read.
 2. Preflight: each file to write and its directory must take writes (probed by opening them);
    a checkout needs a clean index and no local changes in the touched files.
-3. Write: a directory ``.gainkit-patch-*`` in the target root keeps a copy of each file before
-   it is replaced (temporary file + rename, which breaks hard links such as conda's instead of
-   writing through them); on any error or SIGINT the copies go back and the directory goes.
-   A journal for crash recovery would live there too. In a checkout ``apply`` runs ``git am``
-   per patch, and a failure or SIGINT runs ``git am --abort`` and ``git reset --keep`` back to
-   the recorded HEAD. SIGINT is held until the next point between two writes, and git runs in
-   its own session, so a terminal Ctrl-C never cuts a write in half.
+3. Write, holding the target's lock (a second run refuses at once), under a journal in the
+   target root (``gainkit.patchjournal``) that keeps the original of each file before it is
+   replaced (temporary file + rename, which breaks hard links such as conda's instead of
+   writing through them; symlinks are written through). On any error or SIGINT the originals
+   go back and the journal goes. In a checkout ``apply`` runs ``git am`` per patch, with the
+   HEAD before it in the journal, and a failure or SIGINT runs ``git am --abort`` and
+   ``git reset --keep`` back to it. SIGINT is held until the next point between two writes,
+   and git runs in its own session, so a terminal Ctrl-C never cuts a write in half.
+4. Recover: a run killed outright leaves its journal; the next command on that target (any
+   of them, within :func:`exclusive`) rolls the target back to what the journal recorded
+   and says so in one line, before it plans anything.
 
 ``revert`` in a checkout drops the series' commits with ``git reset --keep``, and only when
 they are exactly the topmost commits of HEAD: their subjects are the applied patches' in
@@ -27,11 +31,13 @@ order, and the commit below them holds what reverting gives. Anything else is re
 than rewriting history that later work builds on.
 
 Test seam: GAINKIT_TEST_PAUSE_AFTER_PATCH=<seconds> sleeps after the first write of a change
-(first file replaced, or first patch committed) so that a test can interrupt it half-way.
+(first file replaced, or first patch committed) so that a test can interrupt it half-way;
+``<step>:<seconds>`` pauses at a named step (see ``gainkit.patchjournal``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.parser
 import email.policy
@@ -39,24 +45,21 @@ import importlib.util
 import os
 import re
 import shlex
-import shutil
-import signal
-import stat
 import subprocess
 import tempfile
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Set
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from gainkit import patchjournal as journal
+
 APPLIES, APPLIED, UPSTREAM, CONFLICT, NOT_APPLICABLE = (
     "APPLIES", "APPLIED", "UPSTREAM", "CONFLICT", "N/A")
 EXIT_OK, EXIT_CONFLICT, EXIT_USAGE, EXIT_WRITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-PAUSE_ENV = "GAINKIT_TEST_PAUSE_AFTER_PATCH"
+PAUSE_ENV = journal.PAUSE_ENV
 SITE_INCLUDE = "torch/*"
 Contents = Dict[str, Optional[bytes]]  # relative path -> bytes; None: the file is absent
 
@@ -143,10 +146,16 @@ def default_patch_dir() -> Path:
 
 def load_series(patch_dir: Path) -> List[Patch]:
     series = Path(patch_dir) / "series"
+    if not Path(patch_dir).is_dir():
+        raise PatchError(f"{patch_dir}: not a directory; pass --patches DIR")
     if not series.is_file():
         raise PatchError(f"{series}: no such file; pass --patches DIR")
+    try:
+        lines = series.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise PatchError(f"{series}: cannot read it: {error}") from None
     patches = []
-    for line in series.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         name = line.split("#", 1)[0].strip()
         if name:
             path = series.parent / name
@@ -190,6 +199,8 @@ def _base_version(text: str, source: Path) -> Version:
 
 def tree_target(path: str, working_tree: bool = False) -> Target:
     root = Path(path).expanduser()
+    if root.exists() and not root.is_dir():
+        raise PatchError(f"{root}: not a directory")
     if not root.is_dir():
         raise PatchError(f"{root}: no such directory")
     root = root.resolve()
@@ -201,7 +212,8 @@ def tree_target(path: str, working_tree: bool = False) -> Target:
     is_checkout = (root / ".git").exists()
     if working_tree and not is_checkout:
         raise PatchError(f"{root}: --working-tree needs a git checkout")
-    version = _base_version(version_file.read_text(encoding="utf-8"), version_file)
+    version = _base_version(version_file.read_text(encoding="utf-8", errors="replace"),
+                            version_file)
     return Target("git checkout" if is_checkout else "source tree", root, version,
                   "version.txt", use_am=is_checkout and not working_tree)
 
@@ -254,9 +266,12 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else "failed"
 
 
-def _explain(stderr: str, root: Path) -> str:
+def _explain(stderr: str, root: Path, before: Contents) -> str:
     """git apply's complaint as one line naming the target file."""
     failed = re.search(r"patch failed: (.+):(\d+)$", stderr, re.M)
+    if failed and b"\r\n" in (before.get(failed.group(1)) or b""):
+        return (f"{root / failed.group(1)}: has CRLF line endings and the patch has LF; "
+                "convert the file to LF line endings first")
     if failed:
         return f"{root / failed.group(1)}: hunk at line {failed.group(2)} does not apply"
     message = _last_line(stderr)
@@ -324,7 +339,8 @@ def make_plan(patches: List[Patch], target: Target) -> Plan:
         for verdict in live:
             result = git_apply(verdict.patch)
             if result.returncode != 0:
-                verdict.status, verdict.reason = CONFLICT, _explain(result.stderr, target.root)
+                verdict.status, verdict.reason = CONFLICT, _explain(result.stderr, target.root,
+                                                                   before)
             elif verdict.status is None:
                 verdict.status, verdict.reason = APPLIES, "applies cleanly"
         after_apply = {rel: _read(scratch / rel) for rel in every}
@@ -347,50 +363,9 @@ def git_command(plan: Plan) -> str | None:
 
 # -- writing ------------------------------------------------------------------------------
 
-class _HeldInterrupt:
-    """Holds SIGINT until a checkpoint between two writes, so no write is cut in half."""
-
-    def __init__(self) -> None:
-        self.pending = False
-        self.previous = None
-
-    def __enter__(self) -> _HeldInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._hold)
-        return self
-
-    def _hold(self, signum: int, frame: object) -> None:
-        self.pending = True
-
-    def checkpoint(self) -> None:
-        delay = float(os.environ.pop(PAUSE_ENV, None) or 0)  # only after the first write
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline and not self.pending:
-            time.sleep(0.05)  # short naps: a sleep resumes after a signal handler returns
-        if self.pending:
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-
-def _replace(path: Path, data: bytes | None) -> None:
-    if data is None:
-        if path.exists():
-            path.unlink()
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(prefix=".gainkit-", dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, mode)
-        os.replace(temporary, str(path))
-    except BaseException:
-        os.unlink(temporary)
-        raise
+def _replace(path: Path, content: journal.Content) -> None:
+    """The one way the tool changes a file of a target (rollbacks included)."""
+    journal.replace(path, content)
 
 
 def _check_writable(root: Path, rels: List[str]) -> None:
@@ -401,46 +376,65 @@ def _check_writable(root: Path, rels: List[str]) -> None:
                 open(str(path), "ab").close()
         except OSError as error:
             raise PatchError(f"{path}: cannot write it: {error.strerror}") from None
-    for directory in sorted({root} | {(root / rel).parent for rel in rels}):
+    for directory in sorted({root} | {journal.real_path(root / rel).parent for rel in rels}):
         try:
-            tempfile.NamedTemporaryFile(prefix=".gainkit-", dir=str(directory)).close()
+            journal.probe_directory(directory)
         except OSError as error:
             raise PatchError(f"{directory}: cannot create files in it: {error.strerror}") from None
 
 
-def _write_files(plan: Plan, changes: Contents, held: _HeldInterrupt) -> None:
-    root = plan.target.root
-    _check_writable(root, list(changes))
-    journal = Path(tempfile.mkdtemp(prefix=".gainkit-patch-", dir=str(root)))
-    done = []  # type: List[str]
+def _begin(root: Path, command: str, existed: Dict[str, bool],
+           checkout: dict | None = None) -> journal.Journal:
     try:
-        for rel in changes:
-            if _read(root / rel) != plan.before[rel]:
-                raise PatchError(f"{root / rel}: changed while being patched")
-            if plan.before[rel] is not None:
-                (journal / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(str(root / rel), str(journal / rel))
-        for rel, data in changes.items():
-            done.append(rel)
+        return journal.Journal.begin(root, command, existed, checkout)
+    except OSError as error:
+        raise PatchError(f"{root}: cannot create files in it: {error.strerror}") from None
+
+
+def _roll_back(record: journal.Journal, root: Path) -> int:
+    """Put back every file the journal kept; returns how many differed."""
+    undo = record.undo_list(root)
+    for number, (rel, content) in enumerate(undo, 1):
+        _replace(root / rel, content)
+        journal.test_pause(f"restore-{number}")
+    record.discard(root)
+    return len(undo)
+
+
+def _write_files(plan: Plan, changes: Contents, held: journal.HeldInterrupt, command: str) -> None:
+    root = plan.target.root
+    for rel in changes:
+        if _read(root / rel) != plan.before[rel]:
+            raise PatchError(f"{root / rel}: changed since it was read; run again")
+    record = _begin(root, command, {rel: plan.before[rel] is not None for rel in changes})
+    try:
+        held.checkpoint("prepared")
+        _check_writable(root, list(changes))
+        record.back_up(root)
+        held.checkpoint("journal")
+        for number, (rel, data) in enumerate(changes.items(), 1):
             _replace(root / rel, data)
-            held.checkpoint()
+            held.checkpoint(f"file-{number}")
     except BaseException as error:
         try:
-            for rel in reversed(done):
-                _replace(root / rel, _read(journal / rel))
+            _roll_back(record, root)
         except OSError as failure:
-            raise PatchError(f"{root / rel}: rollback failed ({failure.strerror}); the original "
-                             f"files are in {journal}", exit_code=EXIT_WRITE) from None
-        shutil.rmtree(str(journal))
+            raise PatchError(f"{failure.filename}: rollback failed ({failure.strerror}); the "
+                             f"next gainkit patch run on {root} restores the originals from "
+                             f"{record.directory}", exit_code=EXIT_WRITE) from None
         if isinstance(error, OSError):
             raise PatchError(f"{error.filename or root}: {error.strerror}; nothing changed",
                              exit_code=EXIT_WRITE) from None
         raise
-    shutil.rmtree(str(journal))
+    record.discard(root)
 
 
 def _head(root: Path) -> str:
     return _git(["rev-parse", "HEAD"], root).stdout.strip()
+
+
+def _branch(root: Path) -> str:
+    return _git(["symbolic-ref", "-q", "HEAD"], root).stdout.strip()
 
 
 def _busy(root: Path) -> bool:
@@ -461,26 +455,45 @@ def _check_checkout(root: Path, rels: List[str], committing: bool) -> None:
         raise PatchError(f"{root}: git needs user.name and user.email to commit")
 
 
-def _am(plan: Plan, held: _HeldInterrupt) -> None:
+def _reset_to(root: Path, head: str) -> None:
+    """Abort a git am in progress and move the branch back to head, keeping nothing of it."""
+    if _busy(root):
+        aborted = _git(["am", "--abort"], root)
+        if aborted.returncode != 0:
+            raise OSError(0, f"git am --abort failed: {_last_line(aborted.stderr)}", str(root))
+    if _head(root) != head:
+        reset = _git(["reset", "--quiet", "--keep", head], root)
+        if reset.returncode != 0:
+            raise OSError(0, f"git reset failed: {_last_line(reset.stderr)}", str(root))
+
+
+def _am(plan: Plan, held: journal.HeldInterrupt) -> None:
     root = plan.target.root
+    todo = plan.having(APPLIES)
     head = _head(root)
+    record = _begin(root, "apply", {}, {"head": head, "branch": _branch(root),
+                                        "subjects": [verdict.patch.subject for verdict in todo]})
     try:
-        for verdict in plan.having(APPLIES):
+        held.checkpoint("journal")
+        for number, verdict in enumerate(todo, 1):
             result = _git(["am", "--quiet", str(verdict.patch.path)], root)
             if result.returncode != 0:
                 raise PatchError(f"{verdict.patch.path}: git am failed: "
                                  f"{_last_line(result.stderr)}", exit_code=EXIT_WRITE)
-            held.checkpoint()
+            held.checkpoint(f"patch-{number}")
         for rel, data in plan.after_apply.items():
             if _read(root / rel) != data:
                 raise PatchError(f"{root / rel}: git am gave other bytes than git apply",
                                  exit_code=EXIT_WRITE)
     except BaseException:
-        if _busy(root):
-            _git(["am", "--abort"], root)
-        if _head(root) != head:
-            _git(["reset", "--quiet", "--keep", head], root)
+        try:
+            _reset_to(root, head)
+        except OSError as failure:
+            raise PatchError(f"{root}: rollback failed ({failure.strerror}); the next gainkit "
+                             f"patch run resets it to {head}", exit_code=EXIT_WRITE) from None
+        record.discard(root)
         raise
+    record.discard(root)
 
 
 def _unmake_commits(plan: Plan) -> None:
@@ -507,6 +520,85 @@ def _unmake_commits(plan: Plan) -> None:
         raise PatchError(f"{root}: git reset failed: {_last_line(result.stderr)}")
 
 
+# -- one run at a time, and recovery ------------------------------------------------------
+
+_HELD: Set[Path] = set()  # targets whose lock this process holds
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _recover_checkout(root: Path, checkout: dict) -> str:
+    """Undo the commits of an interrupted git am, if HEAD is still exactly where it left it."""
+    head, subjects = checkout["head"], checkout["subjects"]
+    if _busy(root):
+        _reset_to(root, _head(root))  # aborts the git am that was cut off
+    on_top = _git(["log", "--reverse", "--format=%s", f"{head}..HEAD"], root)
+    made = on_top.stdout.splitlines()
+    if (_branch(root) != checkout["branch"] or on_top.returncode != 0
+            or made != subjects[:len(made)]
+            or _git(["merge-base", "--is-ancestor", head, "HEAD"], root).returncode != 0):
+        raise OSError(0, f"HEAD has moved since; check it by hand against {head}", str(root))
+    _reset_to(root, head)
+    return f"dropped {_count(len(made), 'commit')}; HEAD is {head[:12]} again"
+
+
+def _recover(target: Target, writable: bool) -> List[str]:
+    root, lines = target.root, []
+    for leftover in journal.Journal.leftovers(root):
+        if leftover.record is None:  # it had not begun, or it had finished: the target is whole
+            if writable:
+                leftover.discard(root)
+            continue
+        found = f"{root}: found {leftover.describe()}"
+        try:
+            if not writable:
+                raise OSError(0, "no write access", str(root))
+            with journal.HeldInterrupt() as held:  # a rollback is never cut in half either
+                if leftover.checkout:
+                    done = _recover_checkout(root, leftover.checkout)
+                    leftover.discard(root)
+                else:
+                    done = f"restored {_count(_roll_back(leftover, root), 'file')}"
+                lines.append(f"{found}; {done}")
+                held.checkpoint("recovered")
+        except OSError as error:
+            raise PatchError(f"{found}; cannot roll it back: {error.filename}: {error.strerror}; "
+                             f"its journal is {leftover.directory}",
+                             exit_code=EXIT_WRITE) from None
+    return lines
+
+
+@contextlib.contextmanager
+def exclusive(target: Target, writing: bool = True) -> Iterator[List[str]]:
+    """Hold the target's lock for a whole command, after rolling back what a killed run left.
+
+    Yields one line per rollback. Another run holding the lock is refused at once. A target
+    that takes no new files is only read (writing=False), since no run can change it then.
+    """
+    root = target.root
+    if root in _HELD:
+        yield []
+        return
+    lock = journal.Lock(root)
+    try:
+        locked = lock.acquire()
+        if writing and not locked:
+            journal.probe_directory(root)  # raises the reason
+    except journal.Busy as busy:
+        raise PatchError(f"{root}: another gainkit patch is running (pid {busy.pid})") from None
+    except OSError as error:
+        lock.release()
+        raise PatchError(f"{root}: cannot create files in it: {error.strerror}") from None
+    _HELD.add(root)
+    try:
+        yield _recover(target, writable=locked)
+    finally:
+        _HELD.discard(root)
+        lock.release()
+
+
 def check(plan: Plan) -> None:
     """Raise one line per CONFLICT: `apply` would refuse the series."""
     conflicts = plan.having(CONFLICT)
@@ -520,13 +612,15 @@ def apply(plan: Plan) -> List[Verdict]:
     check(plan)
     todo = plan.having(APPLIES)
     changes = plan.changes(plan.after_apply)
-    if todo and plan.target.use_am:
-        _check_checkout(plan.target.root, list(changes), committing=True)
-        with _HeldInterrupt() as held:
-            _am(plan, held)
-    elif todo:
-        with _HeldInterrupt() as held:
-            _write_files(plan, changes, held)
+    if todo:
+        with exclusive(plan.target) as recovered, journal.HeldInterrupt() as held:
+            if recovered:  # the plan was made on what the rollback has just undone
+                raise PatchError(f"{recovered[0]}; plan again")
+            if plan.target.use_am:
+                _check_checkout(plan.target.root, list(changes), committing=True)
+                _am(plan, held)
+            else:
+                _write_files(plan, changes, held, "apply")
     return todo
 
 
@@ -534,10 +628,13 @@ def revert(plan: Plan) -> List[Verdict]:
     """Undo every APPLIED patch, all or nothing; returns them (none: nothing to do)."""
     todo = plan.having(APPLIED)
     changes = plan.changes(plan.after_revert)
-    if todo and plan.target.use_am:
-        _check_checkout(plan.target.root, list(changes), committing=False)
-        _unmake_commits(plan)
-    elif todo:
-        with _HeldInterrupt() as held:
-            _write_files(plan, changes, held)
+    if todo:
+        with exclusive(plan.target) as recovered, journal.HeldInterrupt() as held:
+            if recovered:  # the plan was made on what the rollback has just undone
+                raise PatchError(f"{recovered[0]}; plan again")
+            if plan.target.use_am:
+                _check_checkout(plan.target.root, list(changes), committing=False)
+                _unmake_commits(plan)
+            else:
+                _write_files(plan, changes, held, "revert")
     return todo

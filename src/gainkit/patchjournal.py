@@ -1,0 +1,350 @@
+"""Crash safety for the patch tool: one run at a time per target, and a journal to undo a
+run that was killed half-way.
+
+The lock is ``.gainkit-patch.lock`` in the target root, held with ``flock`` for the whole run
+of every patch command (``status`` and ``check`` too: they may have to roll back a journal, which
+must never happen under a run that is still alive). The kernel drops the lock when its holder
+dies, so a killed run leaves no stale lock, only a file that the next run reuses.
+
+The journal is a directory ``.gainkit-patch-XXXXXXXX`` in the target root holding
+``journal.json`` and, under ``files/``, the original of every file about to be replaced (a hard
+link to it, else a copy). Its phases: ``preparing`` (nothing in the target has been written yet),
+``writing`` (the backups are complete; any of the files may have been replaced). A checkout's
+journal records the HEAD before ``git am`` instead of files. A run that finds a journal rolls
+the target back to what the journal recorded before doing anything else.
+
+Every write to a target file goes through :func:`replace`: a temporary file next to it (named
+``.gainkit-new-<name>``, so that a rollback knows which to delete), then a rename. Symlinks are
+written through, so a linked site-packages or torch directory keeps its links.
+
+Test seam: GAINKIT_TEST_PAUSE_AFTER_PATCH. A plain number of seconds pauses once, after the first
+write to the target. ``STEP:SECONDS`` pauses at that step (``prepared``, ``journal``, ``file-K``,
+``patch-K``, ``restore-K``; K counts from 1), printing ``gainkit patch: test pause at STEP`` on
+stderr first; SIGUSR1 ends the pause early, SIGINT interrupts it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple, Union
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not serialised
+    fcntl = None
+
+LOCK_NAME = ".gainkit-patch.lock"
+JOURNAL_PREFIX = ".gainkit-patch-"
+RECORD = "journal.json"
+PROBE = ".gainkit-probe"
+NEW_PREFIX = ".gainkit-new-"
+PREPARING, WRITING = "preparing", "writing"
+PAUSE_ENV = "GAINKIT_TEST_PAUSE_AFTER_PATCH"
+_READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+Content = Union[bytes, Path, None]  # bytes; a file (a backup) to put in place; None: absent
+
+
+class Busy(Exception):
+    """Another process holds the target's lock."""
+
+    def __init__(self, pid: str) -> None:
+        super().__init__(pid)
+        self.pid = pid
+
+
+class Lock:
+    """An exclusive flock on ``<root>/.gainkit-patch.lock`` holding the holder's pid."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock at once or raise Busy; False if the root takes no files (read-only)."""
+        if fcntl is None:
+            return True
+        while True:
+            try:
+                fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:
+                if error.errno in _READ_ONLY:
+                    return False
+                raise
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise Busy(holder) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:  # the holder before us may have unlinked the file we opened: lock anew
+                if os.path.samestat(os.fstat(fd), os.stat(str(self.path))):
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        self.fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        except OSError:  # a full disk: the lock holds all the same, without the pid
+            pass
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                os.unlink(str(self.path))  # while still locked, so nobody locks a dead file
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+
+
+# -- writing ------------------------------------------------------------------------------
+
+def real_path(path: Path) -> Path:
+    """The file behind path, following symlinks, so a write goes through them."""
+    return Path(os.path.realpath(str(path))) if os.path.islink(str(path)) else path
+
+
+def _temporary(path: Path) -> Path:
+    real = real_path(path)
+    return real.parent / (NEW_PREFIX + real.name)
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(str(path))
+    except FileNotFoundError:
+        pass
+
+
+def _link_or_copy(source: Path, destination: Path) -> None:
+    try:
+        os.link(str(source), str(destination))
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(str(source), str(destination))
+
+
+def replace(path: Path, content: Content) -> None:
+    """Make path hold content, atomically: a temporary file beside it, then a rename.
+
+    Errors are OSErrors naming path. A backup is put back by hard link when it can be, which
+    needs no free space (a rollback on a full disk still works) and restores the very inode.
+    """
+    if content is None:
+        if os.path.lexists(str(path)):
+            os.unlink(str(path))
+        return
+    real, temporary = real_path(path), _temporary(path)
+    try:
+        _remove(temporary)
+        real.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            _link_or_copy(content, temporary)
+        else:
+            mode = real.stat().st_mode & 0o7777 if real.exists() else 0o644
+            with open(str(temporary), "wb") as stream:
+                stream.write(content)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.chmod(str(temporary), mode)
+        os.replace(str(temporary), str(real))
+    except OSError as error:
+        _remove_quietly(temporary)
+        raise OSError(error.errno, error.strerror, str(path)) from None
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        _remove(path)
+    except OSError:
+        pass
+
+
+def probe_directory(directory: Path) -> None:
+    """Create and delete a file in directory (OSError if it takes no new files)."""
+    probe = directory / PROBE
+    os.close(os.open(str(probe), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.unlink(str(probe))
+
+
+# -- the journal --------------------------------------------------------------------------
+
+class Journal:
+    """What an apply or revert is about to change in a target, and how to undo it."""
+
+    def __init__(self, directory: Path, record: dict | None) -> None:
+        self.directory = directory
+        self.record = record  # None: unreadable; the run had not begun, or had finished
+
+    @classmethod
+    def begin(cls, root: Path, command: str, existed: Dict[str, bool],
+              checkout: dict | None = None) -> Journal:
+        """Start a journal for these files (path -> whether it exists now), or for a checkout's
+        HEAD (checkout: head, branch and the subjects of the patches to commit)."""
+        directory = Path(tempfile.mkdtemp(prefix=JOURNAL_PREFIX, dir=str(root)))
+        record = {"command": command, "pid": os.getpid(),
+                  "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "phase": WRITING if checkout else PREPARING, "files": existed,
+                  "checkout": checkout}
+        journal = cls(directory, record)
+        try:
+            journal._save()
+        except BaseException:
+            shutil.rmtree(str(directory), ignore_errors=True)
+            raise
+        return journal
+
+    @classmethod
+    def leftovers(cls, root: Path) -> List[Journal]:
+        found = []
+        for directory in sorted(Path(root).glob(JOURNAL_PREFIX + "*")):
+            if directory.is_dir() and not directory.is_symlink():
+                try:
+                    record = json.loads((directory / RECORD).read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    record = None
+                found.append(cls(directory, record))
+        return found
+
+    def _save(self) -> None:
+        temporary = self.directory / (RECORD + ".new")
+        with open(str(temporary), "w", encoding="utf-8") as stream:
+            json.dump(self.record, stream, indent=1)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(str(temporary), str(self.directory / RECORD))
+
+    @property
+    def files(self) -> Dict[str, bool]:
+        return self.record["files"]
+
+    @property
+    def checkout(self) -> dict | None:
+        return self.record.get("checkout")
+
+    def describe(self) -> str:
+        return "an interrupted {} from {} (pid {})".format(
+            self.record.get("command", "run"), self.record.get("started", "?"),
+            self.record.get("pid", "?"))
+
+    def _backup(self, rel: str) -> Path:
+        return self.directory / "files" / rel
+
+    def back_up(self, root: Path) -> None:
+        """Keep the original of every file that exists, then enter the writing phase."""
+        for rel, existed in self.files.items():
+            if existed:
+                self._backup(rel).parent.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(real_path(root / rel), self._backup(rel))
+        self.record["phase"] = WRITING
+        self._save()
+
+    def undo_list(self, root: Path) -> List[Tuple[str, Content]]:
+        """(path, what to put back) for each file that differs from its original."""
+        if self.record.get("phase") != WRITING:
+            return []
+        undo = []  # type: List[Tuple[str, Content]]
+        for rel, existed in self.files.items():
+            path, backup = root / rel, self._backup(rel)
+            if not existed:
+                if os.path.lexists(str(path)):
+                    undo.append((rel, None))
+            elif not _same(path, backup):
+                undo.append((rel, backup))
+        return undo
+
+    def discard(self, root: Path) -> None:
+        """Delete what the run may have left beside the files, then the journal itself."""
+        if self.record is not None:
+            directories = {Path(root)}
+            for rel in self.files:
+                _remove(_temporary(root / rel))
+                directories.add(real_path(root / rel).parent)
+            for directory in directories:
+                _remove(directory / PROBE)
+            _remove(self.directory / RECORD)  # first: a journal without it is discarded whole
+        shutil.rmtree(str(self.directory))
+
+
+def _same(path: Path, backup: Path) -> bool:
+    try:
+        if os.path.samefile(str(path), str(backup)):
+            return True
+        if (os.stat(str(path)).st_mode != os.stat(str(backup)).st_mode
+                or not path.is_file()):
+            return False
+        return path.read_bytes() == backup.read_bytes()
+    except FileNotFoundError:
+        return False
+
+
+class HeldInterrupt:
+    """Holds SIGINT until a checkpoint between two writes, so no write is cut in half."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.previous = None
+
+    def __enter__(self) -> HeldInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self.pending = True
+
+    def checkpoint(self, step: str) -> None:
+        test_pause(step, lambda: self.pending)
+        if self.pending:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+# -- the test seam ------------------------------------------------------------------------
+
+def test_pause(step: str, interrupted: Callable[[], bool] = lambda: False) -> None:
+    """Pause where GAINKIT_TEST_PAUSE_AFTER_PATCH says (see the module docstring)."""
+    value = os.environ.get(PAUSE_ENV)
+    if not value:
+        return
+    wanted, colon, seconds = value.rpartition(":")
+    if not colon:
+        if not step.startswith(("file-", "patch-")):
+            return
+        del os.environ[PAUSE_ENV]  # only the first write
+    elif wanted != step:
+        return
+    resumed = []
+    previous = None
+    if colon and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGUSR1, lambda signum, frame: resumed.append(signum))
+    try:
+        if colon:
+            print(f"gainkit patch: test pause at {step}", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + float(seconds)
+        while time.monotonic() < deadline and not interrupted() and not resumed:
+            time.sleep(0.05)  # short naps: a sleep resumes after a signal handler returns
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGUSR1, previous)
