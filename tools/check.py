@@ -21,6 +21,7 @@ from typing import List
 
 import gainkit
 from gainkit import patchkit
+from gainkit.tools import cli
 from gainkit.tools import patch as patch_tool
 
 PROG = "gainkit check"
@@ -40,9 +41,14 @@ def _can_run_suite(python: str) -> bool:
     return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, as for every other user error
+        self.exit(patchkit.EXIT_USAGE, f"{PROG}: error: {message}\n")
+
+
 def main(argv: List[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog=PROG, description=__doc__.split("\n\n", 1)[1],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python", metavar="PATH", default=sys.executable,
                         help="interpreter or virtual environment to check (default: this one)")
     parser.add_argument("--no-patch", action="store_true",
@@ -50,11 +56,15 @@ def main(argv: List[str] | None = None) -> int:
     args, pytest_args = parser.parse_known_args(argv)
     try:
         target = patchkit.python_target(args.python)
-        plan = patchkit.make_plan(patchkit.load_series(patchkit.default_patch_dir()), target)
-        print("\n".join(patch_tool.status_lines(plan)[:-1]))
-        if plan.having(patchkit.APPLIES) and not args.no_patch:
-            done = patchkit.apply(plan)
-            print(f"applied {len(done)} patches to {target.root}")
+        patches = patchkit.load_series(patchkit.default_patch_dir())
+        with patchkit.exclusive(target, writing=False) as recovered:
+            for line in recovered:
+                print(line)
+            plan = patchkit.make_plan(patches, target)
+            print("\n".join(patch_tool.status_lines(plan)[:-1]))
+            if plan.having(patchkit.APPLIES) and not args.no_patch:
+                done = patchkit.apply(plan)
+                print(f"applied {len(done)} patches to {target.root}")
         suite = conformance_dir()
         if not _can_run_suite(str(target.interpreter)):
             raise patchkit.PatchError(
@@ -71,4 +81,4 @@ def main(argv: List[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, prog=PROG))

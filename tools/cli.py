@@ -1,12 +1,18 @@
 """``gainkit`` command: routes ``gainkit TOOL ARGS...`` to ``gainkit.tools.TOOL.main(ARGS)``.
 
-Exit codes are each tool's own (documented in its ``--help``); 2 is always a usage error.
+Exit codes are each tool's own (documented in its ``--help``); 2 is always a usage error,
+130 an interrupt (Ctrl-C), and 141 a reader that stopped reading early (``gainkit ... | head``:
+the output that was not read is dropped quietly, as a shell reports SIGPIPE).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from typing import Callable, List
+
+EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 130, 141
 
 TOOLS = {
     "check": "status of the patch series on your torch, patch where needed, run the suite",
@@ -25,20 +31,44 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def run(tool_main: Callable[[List[str] | None], int], argv: List[str] | None = None,
+        prog: str = "gainkit") -> int:
+    """tool_main(argv), ended quietly by a closed standard output or a Ctrl-C."""
+    try:
+        code = tool_main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; it must find somewhere to write to
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(argv: List[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    if not args or args[0] in ("-h", "--help"):
+    if args and args[0] in ("-h", "--help"):
         print(_usage())
-        return 0 if args else 2
+        return 0
+    if not args:
+        print("gainkit: error: name a tool (choose from {}); gainkit --help describes "
+              "them".format(", ".join(TOOLS)), file=sys.stderr)
+        return EXIT_USAGE
     name, rest = args[0], args[1:]
     if name not in TOOLS:
         print(
             "gainkit: error: {!r} is not a tool (choose from {})".format(name, ", ".join(TOOLS)),
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     module = importlib.import_module("gainkit.tools." + name)
     return module.main(rest)
+
+
+def main(argv: List[str] | None = None) -> int:
+    return run(_dispatch, argv)
 
 
 if __name__ == "__main__":

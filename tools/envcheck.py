@@ -58,4 +58,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from gainkit.tools import cli
+
+    sys.exit(cli.run(main, prog="gainkit envcheck"))
