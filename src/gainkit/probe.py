@@ -1,0 +1,204 @@
+"""Measure signal propagation through deep, bias-free, square MLPs built by torch's own init.
+
+The network is ``h^{l+1} = W^{l+1} phi(h^l)`` for l = 0..depth-1, with ``h^0 = x`` the input
+(units i.i.d. N(0, q0)). Every weight matrix is one 2-D slice of a (draws, N, N) tensor,
+initialised by calling the torch init function under test on that slice, so fans and
+gains are torch's own. All independent draws run at once through ``torch.bmm``.
+
+Backward pass: the explicit chain rule ``delta^l = phi'(h^l) * (W^{l+1 T} delta^{l+1})`` from
+``delta^depth = r``, r ~ N(0, 1) fixed. This is exactly the gradient autograd returns for
+``loss = sum(h^depth * r)`` (an output gradient of unit second moment), without storing a graph,
+and it yields the gradient at every layer's pre-activations in one sweep.
+
+One input column per entry of ``q0``; every ``scales`` entry reruns the same draws with the
+initialised weights multiplied by that factor (applied to the product ``W phi(h)`` and, in the
+backward pass, to ``W^T delta``: the same network as scaling the weights). Scales and inputs
+are columns of one batch, so a negative control shares weights and inputs with the nominal run.
+
+Determinism: the weights, inputs and r are drawn after ``torch.manual_seed(seed)`` inside
+``torch.random.fork_rng`` (the caller's RNG state is restored), so a run is a function of the
+seed. On CUDA this holds as well: Philox draws are fixed by seed and call order, and bmm and
+the reductions used here do not use atomics; the suite's conftest switches TF32 off.
+Only torch APIs present in torch 1.0 are used.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_LAMBDA = 1.0507009873554804934193349852946
+ACTIVATIONS = ("linear", "relu", "leaky_relu", "sigmoid", "tanh", "selu")
+INITS = (
+    "xavier_normal",
+    "xavier_uniform",
+    "kaiming_normal_fan_in",
+    "kaiming_normal_fan_out",
+    "kaiming_uniform_fan_in",
+    "kaiming_uniform_fan_out",
+)
+
+Init = Callable[[torch.Tensor], object]
+
+
+def torch_activation(name: str, slope: float | None = None) -> Tuple[Callable, Callable]:
+    """``(phi, phi')`` as torch functions; ``slope`` is leaky_relu's negative slope."""
+    if name == "linear":
+        return (lambda h: h), torch.ones_like
+    if name == "relu":
+        return torch.relu, (lambda h: (h > 0).to(h.dtype))
+    if name == "leaky_relu":
+        negative = 0.01 if slope is None else float(slope)
+        return ((lambda h: F.leaky_relu(h, negative)),
+                (lambda h: torch.where(h > 0, torch.ones_like(h), torch.full_like(h, negative))))
+    if name == "sigmoid":
+        def sigmoid_derivative(h):
+            value = torch.sigmoid(h)
+            return value * (1.0 - value)
+        return torch.sigmoid, sigmoid_derivative
+    if name == "tanh":
+        return torch.tanh, (lambda h: 1.0 - torch.tanh(h) ** 2)
+    if name == "selu":
+        def selu_derivative(h):
+            # clamp: exp of the positive side is discarded by where, but must not overflow.
+            negative = SELU_LAMBDA * SELU_ALPHA * torch.exp(torch.clamp(h, max=0.0))
+            return torch.where(h > 0, torch.full_like(h, SELU_LAMBDA), negative)
+        return F.selu, selu_derivative
+    raise ValueError(f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
+
+
+def torch_init(name: str, nonlinearity: str, param=None, gain: float | None = None) -> Init:
+    """The torch init ``name`` (one of INITS) as a callable on one 2-D weight.
+
+    xavier_*: ``gain`` if given, else ``calculate_gain(nonlinearity[, param])`` -- called here,
+    so a gain missing from this torch raises its ValueError. kaiming_*: ``a=param`` (0 when
+    None), ``mode`` and ``nonlinearity`` go to torch, which calls calculate_gain itself.
+    """
+    init = torch.nn.init
+    if name.startswith("xavier_"):
+        if gain is None:
+            arguments = (nonlinearity,) if param is None else (nonlinearity, param)
+            gain = init.calculate_gain(*arguments)
+        function = init.xavier_normal_ if name == "xavier_normal" else init.xavier_uniform_
+        return lambda weight: function(weight, gain=gain)
+    if name.startswith("kaiming_"):
+        family, _, mode = name.partition("_fan_")
+        if family not in ("kaiming_normal", "kaiming_uniform") or mode not in ("in", "out"):
+            raise ValueError(f"unknown init {name!r}; expected one of {INITS}")
+        function = init.kaiming_normal_ if family == "kaiming_normal" else init.kaiming_uniform_
+        slope = 0 if param is None else param
+        return lambda weight: function(weight, a=slope, mode="fan_" + mode,
+                                       nonlinearity=nonlinearity)
+    raise ValueError(f"unknown init {name!r}; expected one of {INITS}")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Per-draw layer statistics, each shaped (scales, draws, inputs, depth + 1), float64.
+
+    ``q[..., l]``: mean over units of ``h_l^2``; ``post``: of ``phi(h_l)^2``; ``grad``: of
+    ``delta_l^2`` (``grad[..., depth]`` is the output gradient's, ~1).
+    """
+
+    q: np.ndarray
+    post: np.ndarray
+    grad: np.ndarray
+    scales: Tuple[float, ...]
+    q0: Tuple[float, ...]
+    width: int
+    depth: int
+    draws: int
+    device: str
+    dtype: str
+    seed: int
+
+
+def _rng_devices(device: torch.device) -> list:
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+@contextmanager
+def _cpu_threads(count: int | None):
+    # The kernels here are small (N x N per draw): on a shared 2-core machine OpenMP
+    # fork/join made bmm ~100x slower with 2 threads than with 1.
+    if count is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _mean_square(tensor: torch.Tensor) -> torch.Tensor:
+    # Squares in float64: a float32 gradient of 1e-20 would underflow when squared.
+    return (tensor.double() ** 2).mean(dim=1)
+
+
+def measure(activation: str, init: Init, width: int, depth: int, draws: int,
+            slope: float | None = None, q0: Sequence[float] = (1.0,),
+            scales: Sequence[float] = (1.0,), device="cpu", dtype=torch.float32,
+            seed: int = 0, cpu_threads: int | None = 1) -> Measurement:
+    """Run ``draws`` independent networks of ``depth`` layers and ``width`` units.
+
+    ``cpu_threads``: torch CPU threads while measuring (restored after); None leaves them.
+    """
+    with _cpu_threads(cpu_threads):
+        return _measure(activation, init, width, depth, draws, slope, q0, scales,
+                        torch.device(device), dtype, seed)
+
+
+def _measure(activation, init, width, depth, draws, slope, q0, scales, device, dtype,
+             seed) -> Measurement:
+    phi, dphi = torch_activation(activation, slope)
+    scales, q0 = tuple(float(s) for s in scales), tuple(float(q) for q in q0)
+    inputs = len(q0)
+    # Column k is input k % inputs at scale k // inputs.
+    column_scale = torch.tensor([s for s in scales for _ in q0], dtype=dtype, device=device)
+    input_scale = torch.tensor([math.sqrt(q) for q in q0], dtype=dtype, device=device)
+
+    with torch.random.fork_rng(devices=_rng_devices(device)):
+        torch.manual_seed(seed)
+        x = torch.randn(draws, width, inputs, dtype=dtype, device=device) * input_scale
+        r = torch.randn(draws, width, inputs, dtype=dtype, device=device)
+        weights = torch.empty(depth, draws, width, width, dtype=dtype, device=device)
+        with torch.no_grad():
+            for layer in range(depth):
+                for draw in range(draws):
+                    init(weights[layer, draw])
+
+    with torch.no_grad():
+        h = x.repeat(1, 1, len(scales))
+        pre = [h]
+        for layer in range(depth):
+            h = torch.bmm(weights[layer], phi(h)) * column_scale
+            pre.append(h)
+        delta = r.repeat(1, 1, len(scales))
+        grads = [delta]
+        for layer in reversed(range(depth)):
+            delta = dphi(pre[layer]) * (torch.bmm(weights[layer].transpose(1, 2), delta)
+                                        * column_scale)
+            grads.append(delta)
+        grads.reverse()
+        stats = [torch.stack([_mean_square(t) for t in tensors], dim=-1)
+                 for tensors in (pre, [phi(t) for t in pre], grads)]
+
+    def per_scale(stat: torch.Tensor) -> np.ndarray:
+        # (draws, columns, layers) -> (scales, draws, inputs, layers)
+        array = stat.cpu().numpy().reshape(draws, len(scales), inputs, depth + 1)
+        return np.ascontiguousarray(array.transpose(1, 0, 2, 3))
+
+    q, post, grad = (per_scale(stat) for stat in stats)
+    return Measurement(q, post, grad, scales, q0, width, depth, draws, str(device),
+                       str(dtype).replace("torch.", ""), seed)

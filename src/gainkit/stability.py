@@ -1,0 +1,570 @@
+"""Finite-width noise model of the stability probe, and the probe design it implies.
+
+Mean-field theory (``gainkit.theory``) gives the infinite-width profile. A finite network of
+width N, measured on one input per weight draw, fluctuates around it; this module carries
+those fluctuations to first order in 1/N so that bands and sample sizes follow from theory.
+
+Model (one input, Gaussian weights; uniform weights differ at O(1/N^2)). Given the layers
+below, the pre-activations ``h_l`` are i.i.d. N(0, s_l) with ``s_0 = q0`` and
+``s_{l+1} = g^2 p_l``. With ``u = sqrt(s_l) z`` the probe measures
+
+    ln q_l = ln s_l + eta_l                    q_l = mean h_l^2,   eta_l = ln mean z^2
+    ln p_l = ln E[phi(u)^2] + eps_l            p_l = mean phi(h_l)^2
+    ln r_l = ln chi(s_l) + xi_l                r_l = g_l / g_{l+1} (squared-gradient ratio)
+
+where each noise is the log of a mean of N i.i.d. terms, hence ~Gaussian with covariance
+C_l / N, C_l computed below from Gaussian moments at s_l (Var eta = 2, Var eps = kappa_forward,
+Var xi = kappa_backward; the backward noise uses the gradient-independence assumption).
+Noises of different layers are independent; ``ln s_l`` feeds them forward with the log-log
+slope ``lambda_l = d ln E[phi^2] / d ln s`` of the length map.
+
+Bias of log-averages. ``E[ln mean Y] = ln E[Y] - Var[Y] / (2 E[Y]^2) + O(N^-2)``: every noise
+above has mean ``-C_ii / (2N)``. For a critical homogeneous map (lambda = 1) these add up:
+``E[ln q_L] = ln q_0 - (kappa L + 2) / (2N)`` although ``E[q_L] = q_0`` -- the geometric mean
+over draws sits below the mean-field value by O(kappa L / N), which is as large as the
+band itself at the sizes used here. The model therefore predicts ``E[ln q_l]`` including this
+bias and the second-order terms ``lambda'' Var[ln s] / 2`` that curvature of the length map
+adds, and compares it with the mean over draws of ``ln q_l`` (not with ln of an arithmetic mean,
+whose heavy right tail needs much wider bands). The neglected terms are O(L / N^2).
+
+Bands. A statistic T is a linear combination of the measured logs; its single-draw variance
+is ``c' Sigma c`` exactly in this linear model (for a critical map it reduces to theory.md's
+``sum_l kappa / N``; at an attracting fixed point it saturates at ``kappa / (N (1 - lambda^2))``).
+The mean over S independent draws gets ``E[T] +- z sqrt(Var[T] / S)``, with z from a
+Bonferroni bound on the whole suite's family-wise false-alarm probability.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Dict, Sequence, Tuple
+
+import numpy as np
+from scipy import integrate, interpolate, stats
+
+from gainkit import theory
+
+FAMILY_ALPHA = 1e-3  # false-alarm probability of the whole stability suite
+CONTROL_FACTORS = (1.05, 0.95)  # negative controls: the gain off by +-5%
+CONVERGED = 0.01  # |ln q - ln q*| below which the profile has reached the fixed point
+GRADIENT_RANGE = math.log(1e18)  # largest change of the squared gradient a probe may span
+NEAR_CRITICAL_RATE = math.log(10.0) / theory.NEAR_CRITICAL_DEPTH  # |ln chi_1| boundary
+_STEP = 1e-3  # ln s step of the finite differences
+_ETA, _EPS, _XI = range(3)
+
+
+def z_score(comparisons: int, alpha: float = FAMILY_ALPHA) -> float:
+    """Two-sided z with ``comparisons * P(|Z| > z) = alpha`` (Bonferroni)."""
+    return float(stats.norm.isf(alpha / (2.0 * comparisons)))
+
+
+@dataclass(frozen=True)
+class LayerNoise:
+    """Log-moments at pre-activation variance s and the per-unit noise covariance C."""
+
+    log_post: float  # ln E[phi(u)^2]
+    post_slope: float  # lambda: d ln E[phi^2] / d ln s
+    post_curvature: float  # d^2 ln E[phi^2] / d (ln s)^2
+    log_dphi: float  # ln E[phi'(u)^2]
+    chi_slope: float  # beta: d ln chi / d ln s
+    chi_curvature: float
+    covariance: Tuple[Tuple[float, ...], ...]  # over (eta, eps, xi), per unit (divide by N)
+    projection: float  # rho = E[u phi phi']^2 / (s E[phi^2] E[phi'^2])
+    skewness: Tuple[float, float, float]  # E[(Y / E[Y] - 1)^3] of each noise's per-unit term
+    # d ln E[f(h)] / d(excess kurtosis of h) = E[f He4(z)] / (24 E[f]), f = phi^2 and phi'^2
+    kurtosis_post: float
+    kurtosis_dphi: float
+
+
+def _log_derivatives(function, s: float) -> Tuple[float, float, float]:
+    below, centre, above = (math.log(function(s * math.exp(t))) for t in (-_STEP, 0.0, _STEP))
+    return centre, (above - below) / (2 * _STEP), (above - 2 * centre + below) / _STEP**2
+
+
+def _quiet_expect(function, q, kinks) -> float:
+    # quad asks for epsrel 1e-12 and warns when roundoff stops it near there; this module
+    # needs about 1e-6, so the warning carries no information here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        return theory.expect(function, q, kinks)
+
+
+@lru_cache(maxsize=None)
+def _layer_noise(name: str, slope: float | None, s: float) -> LayerNoise:
+    act = theory.activation(name, slope)
+    phi, dphi = act.phi, act.dphi
+
+    def expect(function, scale=s):
+        return _quiet_expect(function, scale, act.kinks)
+
+    log_post, post_slope, post_curvature = _log_derivatives(lambda v: expect(
+        lambda u: phi(u) ** 2, v), s)
+    log_dphi, chi_slope, chi_curvature = _log_derivatives(lambda v: expect(
+        lambda u: dphi(u) ** 2, v), s)
+    post, derivative = math.exp(log_post), math.exp(log_dphi)
+    eta_eps = expect(lambda u: u * u * phi(u) ** 2) / (s * post) - 1.0
+    eta_xi = expect(lambda u: u * u * dphi(u) ** 2) / (s * derivative) - 1.0
+    eps_xi = expect(lambda u: (phi(u) * dphi(u)) ** 2) / (post * derivative) - 1.0
+    kappa_f = expect(lambda u: phi(u) ** 4) / post**2 - 1.0
+    kappa_b = 3.0 * expect(lambda u: dphi(u) ** 4) / derivative**2 - 1.0
+    covariance = ((2.0, eta_eps, eta_xi), (eta_eps, kappa_f, eps_xi), (eta_xi, eps_xi, kappa_b))
+    projection = expect(lambda u: u * phi(u) * dphi(u)) ** 2 / (s * post * derivative)
+    # third moments: E[z^6] = 15 for eta (Y = z^2) and the w^6 factor of xi (Y = phi'^2 w^2)
+    skew_f = expect(lambda u: phi(u) ** 6) / post**3 - 3.0 * (kappa_f + 1.0) + 2.0
+    skew_b = 15.0 * expect(lambda u: dphi(u) ** 6) / derivative**3 - 3.0 * (kappa_b + 1.0) + 2.0
+    hermite = expect(lambda u: phi(u) ** 2 * _hermite4(u, s)) / (24.0 * post)
+    hermite_d = expect(lambda u: dphi(u) ** 2 * _hermite4(u, s)) / (24.0 * derivative)
+    return LayerNoise(log_post, post_slope, post_curvature, log_dphi, chi_slope,
+                      chi_curvature, covariance, projection, (8.0, skew_f, skew_b),
+                      hermite, hermite_d)
+
+
+def _hermite4(u, s):
+    z2 = u * u / s
+    return z2 * z2 - 6.0 * z2 + 3.0
+
+
+def layer_noise(name: str, slope: float | None, s: float) -> LayerNoise:
+    """``LayerNoise`` of activation ``name`` at pre-activation variance ``s`` (cached)."""
+    if theory.activation(name, slope).homogeneous:
+        # Every ratio and log-derivative is scale-free; only E[phi^2] scales, with s.
+        unit = _layer_noise(name, slope, 1.0)
+        return replace(unit, log_post=unit.log_post + math.log(s))
+    return _layer_noise(name, slope, float(f"{s:.10g}"))
+
+
+class FiniteWidth:
+    """First-order finite-width statistics of ``ln q_l``, ``ln p_l``, ``ln r_l`` (l = 0..depth).
+
+    ``reference_gain``: the gain whose chi the residual ``ln r_l - ln chi(q_l)`` uses (the
+    nominal gain when this model describes a negative control); default ``gain``.
+    ``weight_kurtosis``: excess kurtosis of the weight distribution (0 normal, -1.2 uniform).
+    It makes ``h = W phi`` non-Gaussian with excess kurtosis ``k (1 + kappa_forward) / N``,
+    which shifts ``E[phi(h)^2]`` and ``E[phi'(h)^2]`` at O(1/N) (first Edgeworth term; zero
+    for homogeneous maps). Everything else is as in the module docstring.
+    """
+
+    def __init__(self, name: str, slope: float | None, gain: float, q0: float, depth: int,
+                 width: int, reference_gain: float | None = None,
+                 weight_kurtosis: float = 0.0) -> None:
+        self.gain, self.depth, self.width = float(gain), int(depth), int(width)
+        reference = self.gain if reference_gain is None else float(reference_gain)
+        noise, s = [], [float(q0)]
+        for layer in range(depth + 1):  # p_depth needs s_{depth+1}
+            noise.append(layer_noise(name, slope, s[layer]))
+            s.append(self.gain**2 * math.exp(noise[-1].log_post))
+        self.s, self.noise = np.array(s), noise
+        self.covariance, log_bias = _noise_covariance(noise, width)
+        variance_of = np.diag(self.covariance)
+        kurtosis = np.array([0.0] + [weight_kurtosis * (1.0 + m.covariance[_EPS][_EPS]) / width
+                                     for m in noise[:-1]])  # of h_l; the input is Gaussian
+
+        # ln s_l = mean_s[l] + sensitivity[l] . noise, to first order in the noise
+        count, n = 3 * (depth + 1), depth + 1
+        sensitivity = np.zeros((depth + 2, count))
+        mean_s = np.empty(depth + 2)
+        mean_s[0] = math.log(q0)
+        var_s = 0.0
+        for layer, moments in enumerate(noise):
+            lam = moments.post_slope
+            sensitivity[layer + 1] = lam * sensitivity[layer]
+            sensitivity[layer + 1, 3 * layer + _EPS] = 1.0
+            mean_s[layer + 1] = (math.log(self.gain**2) + moments.log_post
+                                 + lam * (mean_s[layer] - math.log(s[layer]))
+                                 + 0.5 * moments.post_curvature * var_s
+                                 + kurtosis[layer] * moments.kurtosis_post
+                                 + log_bias[3 * layer + _EPS])
+            var_s = lam**2 * var_s + variance_of[3 * layer + _EPS]
+        var_s_of = np.einsum("ij,jk,ik->i", sensitivity, self.covariance, sensitivity)
+
+        unit = np.eye(count)
+        beta = np.array([m.chi_slope for m in noise])
+        curvature = np.array([m.chi_curvature for m in noise])
+        log_chi = np.array([2 * math.log(self.gain) + m.log_dphi for m in noise])
+        # E[ln chi(s_l)] beyond mean field, plus what gradient independence misses
+        chi_shift = (beta * (mean_s[:n] - np.log(s[:n])) + 0.5 * curvature * var_s_of[:n]
+                     + kurtosis * np.array([m.kurtosis_dphi for m in noise])
+                     + _projection_bias(noise, width, weight_kurtosis) + log_bias[_XI::3])
+        self.rows: Dict[str, np.ndarray] = {
+            "q": sensitivity[:n] + unit[_ETA::3],
+            "post": sensitivity[1:n + 1],
+            "ratio": beta[:, None] * sensitivity[:n] + unit[_XI::3],
+            # ln r_l - ln chi_ref(q_l) = xi_l - beta eta_l - curvature eta_l^2 / 2
+            "residual": unit[_XI::3] - beta[:, None] * unit[_ETA::3],
+        }
+        self.means: Dict[str, np.ndarray] = {
+            "q": mean_s[:n] + log_bias[_ETA::3],
+            "post": mean_s[1:n + 1] - math.log(self.gain**2),
+            "ratio": log_chi + chi_shift,
+            "residual": (2 * math.log(self.gain / reference) + chi_shift
+                         - beta * (mean_s[:n] - np.log(s[:n])) - 0.5 * curvature * var_s_of[:n]
+                         - beta * log_bias[_ETA::3] - 0.5 * curvature * variance_of[_ETA::3]),
+        }
+        self.mean_field = {"q": np.log(s[:n]), "post": np.log(self.s[1:n + 1] / self.gain**2),
+                           "ratio": log_chi,
+                           "residual": np.full(n, 2 * math.log(self.gain / reference))}
+
+    def statistic(self, **weights: Sequence[float]) -> Tuple[float, float]:
+        """``(E[T], Var[T])`` for one draw of ``T = sum_kind weights[kind] . ln kind``.
+
+        Kinds: ``q``, ``post`` (length depth + 1), ``ratio``, ``residual`` (length depth + 1;
+        entry ``depth`` has no next layer and must be 0).
+        """
+        row = np.zeros(self.covariance.shape[0])
+        mean = 0.0
+        for kind, weight in weights.items():
+            weight = np.asarray(weight, dtype=float)
+            if kind in ("ratio", "residual") and weight[-1] != 0:
+                raise ValueError(f"{kind}[depth] does not exist")
+            row += weight @ self.rows[kind]
+            mean += float(weight @ self.means[kind])
+        return mean, float(row @ self.covariance @ row)
+
+    def per_layer(self, kind: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Mean and single-draw variance of ``ln kind_l`` for every layer."""
+        rows = self.rows[kind]
+        return self.means[kind].copy(), np.einsum("ij,jk,ik->i", rows, self.covariance, rows)
+
+
+def _noise_covariance(noise: Sequence[LayerNoise], width: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Covariance of all (eta, eps, xi) and their means, to O(1/N^2) on the diagonal.
+
+    For ``x = mean Y / E[Y] - 1`` with ``E[x^2] = a/N`` and ``E[x^3] = b/N^2``:
+    ``E[ln(1 + x)] = -a/(2N) + (b/3 - 3a^2/4)/N^2`` and ``Var = a/N + (5a^2/2 - b)/N^2``.
+    Cross-covariances are first order.
+    """
+    count = 3 * len(noise)
+    covariance, mean = np.zeros((count, count)), np.empty(count)
+    for layer, moments in enumerate(noise):
+        block = slice(3 * layer, 3 * layer + 3)
+        first = np.array(moments.covariance)
+        a, b = np.diag(first), np.array(moments.skewness)
+        covariance[block, block] = first / width + np.diag(2.5 * a * a - b) / width**2
+        mean[block] = -a / (2.0 * width) + (b / 3.0 - 0.75 * a * a) / width**2
+    return covariance, mean
+
+
+def _projection_bias(noise: Sequence[LayerNoise], width: int,
+                     weight_kurtosis: float = 0.0) -> np.ndarray:
+    """O(1/N) shift of ``E[ln r_l]`` beyond the gradient-independence assumption.
+
+    ``W = W^{l+1}`` enters both ``h^{l+1} = W phi^l`` and ``u = W^T delta^{l+1}``. Gaussian W
+    splits into its part along ``phi^l`` (which fixes h^{l+1}) and an independent rest, so u is
+    fresh except along ``phi^l``, where it equals ``c = h^{l+1} . delta^{l+1} / |phi^l|``:
+
+        E[g_l] / (chi_l g_{l+1}) = 1 + (1 + C_eps,xi[l]) D_l / N,
+        D_l = E[c^2] / (g^2 g_{l+1}) - 1 = C_eta,xi[l+1] + rho[l+1] D_{l+1},
+
+    with ``D_{depth-1} = 0`` (the output gradient r does not depend on ``h^depth``); the second
+    term is ``delta^{l+1}`` carrying the same structure from one layer up. Expanding in the
+    weights instead shows that the first term comes from ``E[W_ji^2 f(W_ji phi_i + b)]`` and
+    scales with ``(E[W^4]/sigma^4 - 1) / 2`` (1 Gaussian, 0.4 uniform), while the carried term
+    needs only second moments. Zero for linear, relu, leaky_relu (C_eta,xi = 0); about
+    -0.3 / N a layer for tanh at 5/3.
+    """
+    depth = len(noise) - 1
+    diagonal = (2.0 + weight_kurtosis) / 2.0
+    shift = np.zeros(depth + 1)
+    carried = 0.0  # D_{l+1} (Gaussian form), built from the output down
+    for layer in range(depth - 2, -1, -1):
+        above = noise[layer + 1]
+        own = diagonal * above.covariance[_ETA][_XI] + above.projection * carried
+        shift[layer] = (1.0 + noise[layer].covariance[_EPS][_XI]) * own / width
+        carried = above.covariance[_ETA][_XI] + above.projection * carried
+    return shift
+
+
+def window_weights(depth: int, layers: Sequence[int]) -> np.ndarray:
+    """Weights of the mean over ``layers`` as a vector over l = 0..depth."""
+    weights = np.zeros(depth + 1)
+    weights[list(layers)] = 1.0 / len(layers)
+    return weights
+
+
+@lru_cache(maxsize=None)
+def _derivative_curve(name: str, slope: float | None):
+    # ln E[phi'(sqrt(q) z)^2] on a ln q grid; the residual needs it at every measured q.
+    act = theory.activation(name, slope)
+    if act.homogeneous:
+        value = math.log(_quiet_expect(lambda u: act.dphi(u) ** 2, 1.0, act.kinks))
+        return None, value
+    grid = np.arange(math.log(1e-6), math.log(1e4) + 0.05, 0.1)
+    values = [math.log(_quiet_expect(lambda u: act.dphi(u) ** 2, math.exp(x), act.kinks))
+              for x in grid]
+    return interpolate.CubicSpline(grid, values), (grid[0], grid[-1])
+
+
+def log_chi(name: str, slope: float | None, gain: float, q: np.ndarray) -> np.ndarray:
+    """``ln chi(q)`` elementwise for measured second moments (spline, error < 1e-6)."""
+    curve, extent = _derivative_curve(name, slope)
+    log_q = np.log(np.asarray(q, dtype=float))
+    if curve is None:
+        return np.full(log_q.shape, 2 * math.log(gain) + extent)
+    inside = (log_q >= extent[0]) & (log_q <= extent[1])
+    if not inside.all():
+        outside = np.flatnonzero(~inside.ravel())
+        value = float(np.exp(log_q.ravel()[outside[0]]))
+        raise ValueError(f"measured q {value:.3g} outside the tabulated range 1e-6..1e4")
+    return 2 * math.log(gain) + curve(log_q)
+
+
+@lru_cache(maxsize=None)
+def finite_width(name: str, slope: float | None, gain: float, q0: float, depth: int,
+                 width: int, reference_gain: float | None = None,
+                 weight_kurtosis: float = 0.0) -> FiniteWidth:
+    """Cached ``FiniteWidth``: the suite evaluates each model for several inits and dtypes."""
+    return FiniteWidth(name, slope, gain, q0, depth, width, reference_gain, weight_kurtosis)
+
+
+DEFAULT_WIDTH = 64
+DEFAULT_DEPTH = 24
+
+
+@dataclass(frozen=True)
+class Band:
+    """``centre +- half_width`` on a log scale."""
+
+    centre: float
+    half_width: float
+
+    @property
+    def low(self) -> float:
+        return self.centre - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.centre + self.half_width
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class Design:
+    """What the probe runs for one gain, and the statistics it is judged by.
+
+    Two input columns share the weights: ``inputs[0] = 1`` (the forward check: the profile
+    from a unit input) and ``inputs[1] = q*`` (the backward check: chi_1 is defined at the
+    fixed point, so there is no transient to discard). ``forward_layers``: the layers whose
+    mean ``ln q`` is the forward summary (the endpoint for a neutral map, where a wrong gain
+    compounds; the converged layers for an attracting one). ``backward_layers``: the layers
+    ``l`` whose ratios ``g_l / g_{l+1}`` form the gradient slope.
+    """
+
+    activation: str
+    slope: float | None
+    gain: float
+    width: int
+    depth: int
+    draws: int
+    z: float
+    inputs: Tuple[float, float]
+    forward_layers: Tuple[int, ...]
+    backward_layers: Tuple[int, ...]
+    mean_field: theory.MeanField
+    weight_kurtosis: float = 0.0
+
+    def model(self, column: int, factor: float = 1.0) -> FiniteWidth:
+        """Model of input column ``column`` with the gain multiplied by ``factor``."""
+        return finite_width(self.activation, self.slope, self.gain * factor,
+                            self.inputs[column], self.depth, self.width, self.gain,
+                            self.weight_kurtosis)
+
+    def forward_weights(self) -> np.ndarray:
+        return window_weights(self.depth, self.forward_layers)
+
+    def backward_weights(self) -> np.ndarray:
+        return window_weights(self.depth, self.backward_layers)
+
+    def forward_statistic(self, factor: float = 1.0) -> Tuple[float, float]:
+        return self.model(0, factor).statistic(q=self.forward_weights())
+
+    def slope_statistic(self, factor: float = 1.0) -> Tuple[float, float]:
+        return self.model(1, factor).statistic(ratio=self.backward_weights())
+
+    def residual_statistic(self, factor: float = 1.0) -> Tuple[float, float]:
+        return self.model(1, factor).statistic(residual=self.backward_weights())
+
+    def post_statistic(self, factor: float = 1.0) -> Tuple[float, float]:
+        """Mean ``ln p`` (post-activation second moment) over the forward layers."""
+        return self.model(0, factor).statistic(post=self.forward_weights())
+
+    def growth_statistic(self, factor: float = 1.0) -> Tuple[float, float]:
+        """Mean ``ln r`` over the forward layers of the unit-input column (the forum's net)."""
+        return self.model(0, factor).statistic(ratio=self.growth_weights())
+
+    def growth_weights(self) -> np.ndarray:
+        return window_weights(self.depth, [k for k in self.forward_layers if k < self.depth]
+                              or [self.depth - 1])
+
+    def statistic(self, name: str, factor: float = 1.0) -> Tuple[float, float]:
+        return getattr(self, name + "_statistic")(factor)
+
+    def band(self, statistic: Tuple[float, float]) -> Band:
+        mean, variance = statistic
+        return Band(mean, self.z * math.sqrt(variance / self.draws))
+
+    def layer_bands(self) -> Tuple[np.ndarray, np.ndarray]:
+        """``E[mean over draws of ln q_l]`` and the band half-widths, l = 0..depth."""
+        mean, variance = self.model(0).per_layer("q")
+        return mean, self.z * np.sqrt(variance / self.draws)
+
+    def slope_bias(self) -> float:
+        """Finite-width shift of the gradient slope: measured slope minus this = ln chi_1."""
+        weights = self.backward_weights()
+        mean_field = float(weights @ self.model(1).mean_field["ratio"])
+        return self.slope_statistic()[0] - mean_field
+
+
+def default_depth(mean_field: theory.MeanField) -> int:
+    """DEFAULT_DEPTH, or fewer layers where the squared gradient would span over 1e18
+    (sigmoid: 14 layers), which keeps float32 gradients far from underflow."""
+    rate = abs(math.log(mean_field.chi_1)) if mean_field.chi_1 > 0 else math.inf
+    if rate == 0.0:
+        return DEFAULT_DEPTH
+    return max(2, min(DEFAULT_DEPTH, int(GRADIENT_RANGE / rate)))
+
+
+def forward_layers(name: str, slope: float | None, gain: float, depth: int,
+                   q_star: float) -> Tuple[int, ...]:
+    """Endpoint for a neutral map; else the layers where the profile is within CONVERGED of
+    q* (the endpoint when it gets there only after ``depth``)."""
+    act = theory.activation(name, slope)
+    if act.homogeneous or not 0.0 < q_star < math.inf:
+        return (depth,)
+    profile, _ = theory.profile(act, gain, 1.0, depth)
+    close = np.abs(np.log(profile[1:]) - math.log(q_star)) <= CONVERGED
+    for start in range(depth):
+        if close[start:].all():
+            return tuple(range(start + 1, depth + 1))
+    return (depth,)
+
+
+JUDGED = ("forward", "residual")  # the statistics every negative control must leave
+
+
+def sharpness_draws(design: Design, judged: Sequence[str] = JUDGED) -> int:
+    """Fewest draws for which every negative control lands outside its band.
+
+    For each control factor c and each judged statistic T (forward summary, gradient residual)
+    the requirement is ``|E_c[T] - E_1[T]| >= z (sd_1 + sd_c) / sqrt(S)``: the nominal stays
+    within its band and the control outside it, each with the per-comparison confidence that
+    z encodes. Ordered and chaotic gains add ``| E[slope] - boundary | >= 2 z sd / sqrt(S)``
+    so the measured chi_1 band cannot reach the near-critical boundary.
+    """
+    requirements = []
+    for name in judged:
+        mean, variance = design.statistic(name)
+        for factor in CONTROL_FACTORS:
+            other_mean, other_variance = design.statistic(name, factor)
+            spread = math.sqrt(variance) + math.sqrt(other_variance)
+            requirements.append((design.z * spread / abs(other_mean - mean)) ** 2)
+    if design.mean_field.regime in ("ordered", "chaotic"):
+        mean, variance = design.slope_statistic()
+        corrected = mean - design.slope_bias()
+        margin = abs(corrected) - NEAR_CRITICAL_RATE
+        requirements.append((2 * design.z * math.sqrt(variance) / margin) ** 2)
+    return max(2, int(math.ceil(max(requirements))))
+
+
+def plan(name: str, slope: float | None, gain: float, z: float,
+         width: int | None = None, depth: int | None = None,
+         draws: int | None = None, weight_kurtosis: float = 0.0,
+         judged: Sequence[str] = JUDGED) -> Design:
+    """The probe design for ``gain``; None sizes are chosen from theory (see module doc).
+
+    ``judged``: the statistics whose negative controls must be resolved (``sharpness_draws``).
+    """
+    act = theory.activation(name, slope)
+    mean_field = theory.analyse(act, gain)
+    width = DEFAULT_WIDTH if width is None else int(width)
+    depth = default_depth(mean_field) if depth is None else int(depth)
+    q_star = mean_field.q_star
+    if not 0.0 < q_star < math.inf:
+        raise ValueError(f"gain {gain} of {name} has no finite fixed point (q* = {q_star}); "
+                         "nothing to probe at")
+    design = Design(name, slope, float(gain), width, depth, 2, float(z), (1.0, q_star),
+                    forward_layers(name, slope, gain, depth, q_star), tuple(range(depth)),
+                    mean_field, float(weight_kurtosis))
+    chosen = sharpness_draws(design, judged) if draws is None else int(draws)
+    return replace(design, draws=chosen)
+
+
+SLOW_SETTLING = 10.0  # xi_q (layers) beyond which a settling run needs a wider network
+
+
+def settling_width(mean_field: theory.MeanField) -> int:
+    """Width for a run that must settle at q*: DEFAULT_WIDTH, doubled for slow settling.
+
+    Near-critical forward maps (selu at 3/4: xi_q = 12.6) accumulate Var[ln s] ~ kappa /
+    (N (1 - lambda^2)), and the linear model misses that the relaxation rate 1 - lambda itself
+    moves with s (lambda -> 1 below q*). Monte Carlo of selu 3/4's 90-layer settling run: the
+    plateau variance is 1.37x the model's at N = 64, 1.13x at N = 128, 0.97x at N = 256.
+    """
+    return 2 * DEFAULT_WIDTH if mean_field.xi_q > SLOW_SETTLING else DEFAULT_WIDTH
+
+
+def settling_depth(name: str, slope: float | None, gain: float, window: int = DEFAULT_DEPTH,
+                   limit: int = 1000) -> int:
+    """Depth whose last ``window`` layers have converged (CONVERGED) to q* from q0 = 1."""
+    act = theory.activation(name, slope)
+    q_star = theory.fixed_point(act, gain)
+    q, layer = 1.0, 0
+    while abs(math.log(q / q_star)) > CONVERGED:
+        if layer == limit:
+            raise ValueError(f"{name} at gain {gain} does not settle within {limit} layers")
+        q, layer = theory.length_map(act, gain, q), layer + 1
+    return layer + window
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The judged statistics of one run (one weight scale), averaged over draws.
+
+    ``log_q[l]``: mean over draws of ``ln q_l`` (forward column); ``log_grad[l]``: of
+    ``ln g_l`` (backward column); the rest as in ``Design``.
+    """
+
+    log_q: np.ndarray
+    log_grad: np.ndarray
+    forward: float
+    slope: float
+    residual: float
+    post: float
+    growth: float
+
+
+def observe(design: Design, measurement, scale: int = 0) -> Observed:
+    """Reduce a ``probe.Measurement`` (columns ``design.inputs``) to ``Observed``."""
+    q = np.log(measurement.q[scale])  # (draws, inputs, layers)
+    post = np.log(measurement.post[scale])
+    grad = np.log(measurement.grad[scale])
+    ratio = np.zeros_like(grad)
+    ratio[..., :-1] = grad[..., :-1] - grad[..., 1:]
+    residual = np.zeros_like(grad[:, 1])
+    residual[:, :-1] = ratio[:, 1, :-1] - log_chi(design.activation, design.slope, design.gain,
+                                                  measurement.q[scale][:, 1, :-1])
+    forward, backward = design.forward_weights(), design.backward_weights()
+    return Observed(
+        log_q=q[:, 0].mean(axis=0), log_grad=grad[:, 1].mean(axis=0),
+        forward=float((q[:, 0] @ forward).mean()), slope=float((ratio[:, 1] @ backward).mean()),
+        residual=float((residual @ backward).mean()),
+        post=float((post[:, 0] @ forward).mean()),
+        growth=float((ratio[:, 0] @ design.growth_weights()).mean()))
+
+
+def compatible_regimes(low: float, high: float) -> Tuple[str, ...]:
+    """Regimes whose ``ln chi_1`` range meets the band ``[low, high]`` of a measured ln chi_1."""
+    found = []
+    if low < -NEAR_CRITICAL_RATE:
+        found.append("ordered")
+    if low <= 0.0 <= high:
+        found.append("critical")
+    if low < NEAR_CRITICAL_RATE and high > -NEAR_CRITICAL_RATE:
+        found.append("near-critical")
+    if high > NEAR_CRITICAL_RATE:
+        found.append("chaotic")
+    return tuple(found)
