@@ -257,7 +257,8 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 def _values(function, x: np.ndarray, label: str) -> Tuple[np.ndarray, np.ndarray]:
     """phi and autograd's phi' at the points x (float64)."""
     inputs = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    with torch.enable_grad():
+    with torch.enable_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch 1.7 warns about CUDA on a CPU-only machine
         outputs = _call(function, inputs, label)
         try:
             derivative, = torch.autograd.grad(outputs.sum(), inputs)
