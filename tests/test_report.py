@@ -13,19 +13,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from gainkit.tools import cli, report
 
 from gainkit import reporting
 from gainkit.expectations import GAINS, REFERENCES
+from gainkit.tools import cli, report
 
 ROOT = Path(__file__).resolve().parent.parent
-# Every gain's value and docstring, one init check per gain, and the stability probe where it
-# exists (small overrides keep it to seconds).
-SUITE_SLICE = ["conformance/test_values.py", "conformance/test_docstring.py",
-               "conformance/test_init_functions.py", "-k",
-               "test_documented_value or test_table_row or test_selu_warning or "
-               "(test_xavier_variance and normal and cpu-float32 and linear-700to300)"]
 STABILITY = ROOT / "conformance" / "test_stability.py"
+# Every gain's value and docstring, one init check per gain, and one stability setup of tanh.
+SUITE_SLICE = ["conformance/test_values.py", "conformance/test_docstring.py",
+               "conformance/test_init_functions.py"] + (
+    ["conformance/test_stability.py"] if STABILITY.exists() else []) + [
+    "-k", "test_documented_value or test_table_row or test_selu_warning or "
+          "(test_xavier_variance and normal and cpu-float32 and linear-700to300) or "
+          "(stability and tanh and xavier_normal and cpu-float32 and not claim)"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_LIMIT = 200 * 1024
 
@@ -55,6 +56,13 @@ def write(folder: Path, name: str, results: dict) -> Path:
 
 def value_record(results: dict, case_id: str) -> dict:
     return next(r for r in results["records"] if r["kind"] == "value" and r["case_id"] == case_id)
+
+
+def stability_record(results: dict, case_id: str) -> dict:
+    found = [r for r in results["records"] if r["kind"] == "stability" and r["case_id"] == case_id]
+    if not found:
+        pytest.skip("no stability records: conformance/test_stability.py is not there yet")
+    return found[0]
 
 
 @pytest.fixture
@@ -105,6 +113,10 @@ def test_merged_report_has_every_release_as_a_column_in_version_order(capsys, ma
     assert "0.75 (patched)" in selu_on_171
     tanh = table_row(text, "tanh")
     assert all("1.666666667" in cell for cell in tanh[1:])
+    if any(r["kind"] == "stability" for r in real_results["records"]):
+        chi_1 = stability_record(real_results, "tanh")["chi_1_measured"]
+        assert all(f"χ₁ {reporting.number(chi_1, 4)}" in cell for cell in tanh[1:])
+        assert "Measured on 3 releases in 1 setup" in text
 
 
 @pytest.mark.parametrize("inject, expected", [
@@ -112,7 +124,9 @@ def test_merged_report_has_every_release_as_a_column_in_version_order(capsys, ma
     (lambda r: value_record(r, "relu").update(measured_type="int"),
      "returns 1.4142135623730951 (int)"),
     (lambda r: value_record(r, "sigmoid").update(verdict="fail"), "value verdict 'fail'"),
-], ids=["wrong-value-marked-pass", "wrong-type", "failed-verdict"])
+    (lambda r: stability_record(r, "tanh").update(verdict="fail"),
+     "tanh: stability verdict 'fail' (xavier_normal cpu float32)"),
+], ids=["wrong-value-marked-pass", "wrong-type", "failed-verdict", "failed-stability"])
 def test_one_deviating_release_makes_the_report_fail(capsys, matrix_dir, real_results, inject,
                                                      expected):
     broken = as_release(real_results, "2.0.1")
@@ -254,6 +268,7 @@ def test_markdown_needs_no_matplotlib():
 
 
 def test_report_renders_every_plot_it_links(capsys, matrix_dir, real_results):
+    pytest.importorskip("matplotlib", reason="needs matplotlib (gainkit[report])")
     output = matrix_dir / "report.md"
     code = cli.main(["report", str(matrix_dir), "--output", str(output), "--plots",
                      str(matrix_dir / "plots")])
@@ -268,3 +283,19 @@ def test_report_renders_every_plot_it_links(capsys, matrix_dir, real_results):
         assert len(image) < PNG_LIMIT, link
     assert sorted(p.name for p in (matrix_dir / "plots").iterdir()) == sorted(
         Path(link).name for link in links)
+    stability_record(real_results, "tanh")
+    assert "plots/profile-tanh.png" in links
+
+
+def test_depth_profiles_draw_one_setup_per_release():
+    def record(init, device, check="forward"):
+        return {"kind": "stability", "case_id": "tanh", "depth": 2, "measured_q": [1, 1, 1],
+                "init": init, "device": device, "dtype": "float32", "check": check}
+
+    plots = pytest.importorskip("gainkit.plots", reason="needs matplotlib (gainkit[report])")
+    records = [("a", record("kaiming_normal_fan_in", "cpu")), ("a", record("xavier_normal", "cpu")),
+               ("b", record("xavier_normal", "cuda")), ("b", record("xavier_normal", "cpu")),
+               ("b", record("xavier_normal", "cpu", "claim")), ("c", {"depth": 2})]
+    picked = plots._representatives(records)
+    assert [(name, r["init"], r["device"], r["check"]) for name, r in picked] == [
+        ("a", "xavier_normal", "cpu", "forward"), ("b", "xavier_normal", "cpu", "forward")]

@@ -34,6 +34,8 @@ DEFINITION_STYLES = {
     "centred": ("g_c centred (NFNet)", "#43a047", ":"),
     "critical": ("critical (χ₁ = 1 at q*)", "#8e24aa", (0, (5, 2, 1, 2, 1, 2))),
 }
+PALETTE = ("#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41",
+           "#546e7a")  # one colour per release
 PHASE_POINTS = 90  # gains per activation on the phase picture
 
 
@@ -179,12 +181,15 @@ def _as_layers(value, depth: int) -> np.ndarray | None:
     return None
 
 
-def mean_field_profiles(case, q0: float, depth: int, output_grad: float = 1.0):
-    """Mean-field q_l and squared gradient g_l (g_depth = ``output_grad``), l = 0..depth."""
-    q, chis = theory.profile(theory.activation(case.activation, case.slope),
-                             reporting.case_gain(case), q0, depth)
-    grad = np.empty(depth + 1)
-    grad[depth] = output_grad
+def mean_field_profiles(case, depth: int, q0: float = 1.0, q0_backward: float | None = None):
+    """Mean-field q_l from ``q0`` and squared gradient g_l from a network started at
+    ``q0_backward`` (default ``q0``), with g_depth = 1 (a unit output gradient); l = 0..depth."""
+    act = theory.activation(case.activation, case.slope)
+    gain = reporting.case_gain(case)
+    q, _ = theory.profile(act, gain, q0, depth)
+    start = q0 if q0_backward is None else q0_backward
+    _, chis = theory.profile(act, gain, start, depth)
+    grad = np.ones(depth + 1)
     for layer in range(depth - 1, -1, -1):
         grad[layer] = chis[layer] * grad[layer + 1]
     return q, grad
@@ -200,70 +205,93 @@ def _scale(axes, arrays: Sequence[np.ndarray]) -> None:
     values = np.concatenate([a for a in arrays if a is not None and _positive(a)] or [[1.0]])
     if values.max() / values.min() > 10.0:
         axes.set_yscale("log")
+        axes.yaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+        axes.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        axes.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _representatives(records: List[tuple]) -> List[tuple]:
+    """One (release name, record) per release, all of the same setup: profile checks before
+    the claims' deeper networks, the forum's xavier_normal on CPU in float32 first."""
+    usable = [(name, record) for name, record in records
+              if isinstance(record.get("depth"), int)
+              and _as_layers(record.get("measured_q"), record["depth"]) is not None]
+    if not usable:
+        return []
+
+    def rank(item):
+        record = item[1]
+        return (record.get("check") == "claim", record.get("init") != "xavier_normal",
+                record.get("device") != "cpu", record.get("dtype") != "float32")
+
+    keys = ("check", "init", "device", "dtype", "depth")
+    chosen = min(usable, key=rank)[1]
+    setup = tuple(chosen.get(key) for key in keys)
+    picked, seen = [], set()
+    for name, record in usable:
+        if name not in seen and tuple(record.get(key) for key in keys) == setup:
+            seen.add(name)
+            picked.append((name, record))
+    return picked
+
+
+def _positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and 0.0 < value < math.inf
 
 
 def depth_profile(case, records: List[tuple], path: str) -> str | None:
-    """Measured q_l and squared gradient (band over draws) against mean field, per layer.
+    """Measured q_l and squared gradient per layer, one line per release, against the
+    finite-width prediction (with its band) and the mean-field curve.
 
-    ``records``: (release name, stability record). One line per release for the first setup
-    (init, device, dtype) each release measured; the band is that of the first record.
+    ``records``: (release name, stability record). None when no record has profiles.
     """
-    usable = []
-    seen = set()
-    for name, record in records:
-        depth = record.get("depth")
-        if not isinstance(depth, int) or _as_layers(record.get("measured_q"), depth) is None:
-            continue
-        if name not in seen:
-            seen.add(name)
-            usable.append((name, record))
+    usable = _representatives(records)
     if not usable:
         return None
-    figure = _figure(9.0, 3.6)
-    first = usable[0][1]
+    first_name, first = usable[0]
     depth = first["depth"]
     layers = np.arange(depth + 1)
-    q0 = _as_layers(first["measured_q"], depth)[0]
-    if isinstance(first.get("q0"), (int, float)):
-        q0 = float(first["q0"])
-    grad_out = _as_layers(first.get("measured_grad"), depth)
     mean_q, mean_grad = mean_field_profiles(
-        case, q0, depth, grad_out[-1] if grad_out is not None else 1.0)
-    panels = (("q", "pre-activation second moment q_l = mean h_l²", mean_q),
-              ("grad", "squared gradient mean (∂L/∂h_l)²", mean_grad))
-    colours = ["#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41",
-               "#546e7a"]
+        case, depth, float(first.get("q0", 1.0)),
+        float(first["q_star"]) if _positive_number(first.get("q_star")) else None)
+    recorded_q = _as_layers(first.get("mean_field_q"), depth)
+    panels = (("q", "pre-activation second moment q_l = mean h_l²",
+               mean_q if recorded_q is None else recorded_q),
+              ("grad", "squared gradient: mean (∂L/∂h_l)²", mean_grad))
+    figure = _figure(9.0, 3.6)
     for index, (key, label, theory_curve) in enumerate(panels):
         axes = figure.add_subplot(1, 2, index + 1)
         drawn = [theory_curve]
         band = _band(first, key, depth)
         if band is not None:
             axes.fill_between(layers, band[0], band[1], color="#90caf9", alpha=0.45,
-                              linewidth=0, label=f"band ({usable[0][0]})")
+                              linewidth=0, label="band: ±{} standard errors ({})".format(
+                                  reporting.number(first.get("z"), 3), first_name))
             drawn += list(band)
         predicted = _as_layers(first.get("predicted_" + key), depth)
         if predicted is not None:
-            axes.plot(layers, predicted, color="#0d47a1", linestyle=":", linewidth=1.4,
-                      label="predicted at width {}".format(first.get("width", "N")))
+            axes.plot(layers, predicted, color="#0d47a1", linestyle=":", linewidth=1.6,
+                      label="finite-width prediction (geometric mean)")
             drawn.append(predicted)
         axes.plot(layers, theory_curve, color="black", linestyle="--", linewidth=1.4,
-                  label="mean field (N → ∞)")
+                  label="mean field (width → ∞)")
         for number, (name, record) in enumerate(usable):
             measured = _as_layers(record.get("measured_" + key), depth)
-            if measured is None:
-                continue
-            drawn.append(measured)
-            axes.plot(layers, measured, color=colours[number % len(colours)], linewidth=1.2,
-                      marker="." if depth <= 40 else None, label=f"measured: {name}")
+            if measured is not None:
+                drawn.append(measured)
+                axes.plot(layers, measured, color=PALETTE[number % len(PALETTE)],
+                          linewidth=1.2, marker="." if depth <= 40 else None,
+                          label=f"measured: {name}")
         _scale(axes, drawn)
-        axes.set_xlabel("layer l")
+        axes.set_xlabel("layer l (0 = input)")
         axes.set_ylabel(label, fontsize=8)
         axes.tick_params(labelsize=7)
         axes.legend(fontsize=6.5, loc="best")
-    setup = ", ".join(f"{k}={first[k]}" for k in ("init", "width", "draws", "device",
-                                                          "dtype") if k in first)
+    setup = ", ".join(f"{k} {first[k]}" for k in ("init", "width", "draws", "device", "dtype")
+                      if k in first)
     gain = reporting.number(reporting.case_gain(case), 6)
-    figure.suptitle(f"{case.id} (gain {gain}): depth profiles, {setup}", fontsize=9)
+    figure.suptitle(f"{case.id} (gain {gain}): depth profiles; {setup}; geometric means over "
+                    "draws", fontsize=9)
     figure.tight_layout(rect=(0, 0, 1, 0.93))
     return _save(figure, path)
 

@@ -372,7 +372,8 @@ def theory_text(case) -> str:
         forward = "the forward signal {}".format("dies" if field.q_star == 0.0 else "blows up")
     else:
         forward = (f"the forward pass settles at q* = {number(field.q_star, 4)} (activation "
-                   f"RMS {number(field.post_rms, 4)}) within ~{number(field.xi_q, 3)} layers")
+                   f"RMS {number(field.post_rms, 4)}), approaching it by a factor e every "
+                   f"{number(field.xi_q, 3)} layers")
     return f"**{field.regime}** — {gradient}; {forward}."
 
 
@@ -386,15 +387,19 @@ def measured_text(matrix: Matrix, case_id: str) -> str:
     records = matrix.stability_records(case_id)
     if not records:
         return "No stability measurement in these results."
-    chis = [r["chi_1_measured"] for _, r in records
-            if isinstance(r.get("chi_1_measured"), (int, float))]
+    setups = {tuple(r.get(k) for k in ("init", "device", "dtype", "depth")) for _, r in records}
     passed = sum(1 for _, r in records if r.get("verdict") == PASS)
     releases = len({name for name, _ in records})
-    text = "Measured in {} run{} on {} release{} ({} within their bands)".format(
-        len(records), "s" * (len(records) != 1), releases, "s" * (releases != 1), passed)
+    text = (f"Measured on {releases} release{'s' * (releases != 1)} in {len(setups)} "
+            f"setup{'s' * (len(setups) != 1)} (init × device × dtype): {passed} of "
+            f"{len(records)} checks within their bands")
+    chis = [r["chi_1_measured"] for _, r in records
+            if isinstance(r.get("chi_1_measured"), (int, float)) and r["chi_1_measured"] > 0]
     if chis:
-        depths = [depth_10x(chi) for chi in chis if chi > 0]
-        text += f": χ₁ {_span(chis)}, so gradients change 10x after {_span(depths, 3)} layers"
+        field = mean_field(matrix.case(case_id))
+        depths = _span([depth_10x(chi) for chi in chis], 3)
+        text += (f"; χ₁ {_span(chis)} (theory {number(field.chi_1, 5)}), so gradients change "
+                 f"10x after {depths} layers (theory {number(field.depth_10x, 3)})")
     return text + "."
 
 
@@ -403,12 +408,13 @@ def values_text(matrix: Matrix, case_id: str) -> str:
     for verdict in matrix.verdicts:
         statuses.setdefault(verdict.cells[case_id].status, []).append(verdict.release.name)
     if list(statuses) == [PASS]:
-        return "Conforms on all {} release{}.".format(
-            len(matrix.verdicts), "s" * (len(matrix.verdicts) != 1))
+        count = len(matrix.verdicts)
+        return f"Conforms on all {count} releases." if count > 1 else "Conforms on the one release."
     parts = ["{} on {}".format(status, ", ".join(names))
              for status, names in sorted(statuses.items(),
                                          key=lambda item: STATUS_ORDER.index(item[0]))]
-    return "; ".join(parts).capitalize() + "."
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
 
 
 STATUS_MARK = {PASS: "✅ pass", DEVIATES: "❌ deviates", MISSING: "⛔ missing",
@@ -509,10 +515,17 @@ def markdown(matrix: Matrix, plots: Dict[str, str] | None = None) -> str:
     if matrix.conforms:
         lines += ["None: every record passed and every gain returned its documented value.", ""]
     lines += ["## Gains", ""]
+    networks: Dict[tuple, str] = {}  # (activation, slope, gain) -> first case id
     for case_id in matrix.rows:
         case = matrix.case(case_id)
-        lines += [f"### {case_id} (gain {number(case_gain(case), 6)})", "",
-                  theory_text(case), "", measured_text(matrix, case_id)]
+        network = (case.activation, case.slope, case_gain(case))
+        lines += [f"### {case_id} (gain {number(case_gain(case), 6)})", ""]
+        if network in networks and not matrix.stability_records(case_id):
+            lines += [f"Same network as {networks[network]} (a {case.activation} MLP at gain "
+                      f"{number(case_gain(case), 6)}): see there."]
+        else:
+            networks.setdefault(network, case_id)
+            lines += [theory_text(case), "", measured_text(matrix, case_id)]
         if hasattr(case, "nonlinearity"):
             lines += ["", values_text(matrix, case_id)]
         for note in (getattr(case, "deviation", ""), case.claim):
