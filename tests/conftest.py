@@ -129,3 +129,32 @@ def run_cli(series_dir):
         return subprocess.run(command, capture_output=True, text=True,
                               env=dict(os.environ, **GIT_IDENTITY, **(env or {})))
     return run
+
+
+@pytest.fixture
+def start_cli(series_dir):
+    """Start `python -m gainkit.tools.patch ARGS --patches <series>` paused at a step of its
+    write (GAINKIT_TEST_PAUSE_AFTER_PATCH=STEP:SECONDS); returns it once it is there. Any
+    process still running at the end of the test is killed."""
+    started = []
+
+    def start(*args: str, step: str, env: dict = None, patches: Path = None):
+        command = [sys.executable, "-m", "gainkit.tools.patch"] + list(args)
+        command += ["--patches", str(patches or series_dir)]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, **GIT_IDENTITY, **{patchkit.PAUSE_ENV: step + ":120"},
+                     **(env or {})))
+        started.append(process)
+        line = process.stderr.readline()
+        if line != f"gainkit patch: test pause at {step}\n":
+            process.kill()
+            stdout, stderr = process.communicate()
+            pytest.fail(f"{' '.join(args)} never paused at {step}: {line}{stderr}{stdout}")
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()

@@ -7,11 +7,12 @@ must never happen under a run that is still alive). The kernel drops the lock wh
 dies, so a killed run leaves no stale lock, only a file that the next run reuses.
 
 The journal is a directory ``.gainkit-patch-XXXXXXXX`` in the target root holding
-``journal.json`` and, under ``files/``, the original of every file about to be replaced (a hard
-link to it, else a copy). Its phases: ``preparing`` (nothing in the target has been written yet),
-``writing`` (the backups are complete; any of the files may have been replaced). A checkout's
-journal records the HEAD before ``git am`` instead of files. A run that finds a journal rolls
-the target back to what the journal recorded before doing anything else.
+``journal.json`` and, under ``files/``, a copy of every file about to be replaced, whose mode
+and sha256 the journal records. Its phases: ``preparing`` (nothing in the target has been
+written yet), ``writing`` (the copies are complete; any of the files may have been replaced).
+A checkout's journal records the HEAD before ``git am`` instead of files. A run that finds a
+journal rolls the target back to what the journal recorded before doing anything else; the
+copies are moved back into place, which needs no free space, so a full disk can be undone.
 
 Every write to a target file goes through :func:`replace`: a temporary file next to it (named
 ``.gainkit-new-<name>``, so that a rollback knows which to delete), then a rename. Symlinks are
@@ -26,6 +27,7 @@ stderr first; SIGUSR1 ends the pause early, SIGINT interrupts it.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -132,18 +134,11 @@ def _remove(path: Path) -> None:
         pass
 
 
-def _link_or_copy(source: Path, destination: Path) -> None:
-    try:
-        os.link(str(source), str(destination))
-    except OSError:  # another file system, or one without hard links
-        shutil.copy2(str(source), str(destination))
-
-
 def replace(path: Path, content: Content) -> None:
     """Make path hold content, atomically: a temporary file beside it, then a rename.
 
-    Errors are OSErrors naming path. A backup is put back by hard link when it can be, which
-    needs no free space (a rollback on a full disk still works) and restores the very inode.
+    Errors are OSErrors naming path. A backup is moved into place, which needs no free
+    space (a rollback on a full disk still works); it is copied only across file systems.
     """
     if content is None:
         if os.path.lexists(str(path)):
@@ -154,7 +149,13 @@ def replace(path: Path, content: Content) -> None:
         _remove(temporary)
         real.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, Path):
-            _link_or_copy(content, temporary)
+            try:
+                os.replace(str(content), str(real))
+                return
+            except OSError as error:
+                if error.errno != errno.EXDEV:
+                    raise
+            shutil.copy2(str(content), str(temporary))
         else:
             mode = real.stat().st_mode & 0o7777 if real.exists() else 0o644
             with open(str(temporary), "wb") as stream:
@@ -249,11 +250,14 @@ class Journal:
         return self.directory / "files" / rel
 
     def back_up(self, root: Path) -> None:
-        """Keep the original of every file that exists, then enter the writing phase."""
+        """Copy every file that exists, with its digest, then enter the writing phase."""
+        originals = {}
         for rel, existed in self.files.items():
             if existed:
                 self._backup(rel).parent.mkdir(parents=True, exist_ok=True)
-                _link_or_copy(real_path(root / rel), self._backup(rel))
+                shutil.copy2(str(real_path(root / rel)), str(self._backup(rel)))
+                originals[rel] = _fingerprint(self._backup(rel))
+        self.record["originals"] = originals
         self.record["phase"] = WRITING
         self._save()
 
@@ -267,8 +271,12 @@ class Journal:
             if not existed:
                 if os.path.lexists(str(path)):
                     undo.append((rel, None))
-            elif not _same(path, backup):
+            elif _fingerprint(path) == self.record["originals"][rel]:
+                continue  # not written yet, or already put back (the backup moved there)
+            elif backup.is_file():
                 undo.append((rel, backup))
+            else:
+                raise OSError(errno.ENOENT, "the backup is missing", str(backup))
         return undo
 
     def discard(self, root: Path) -> None:
@@ -284,16 +292,14 @@ class Journal:
         shutil.rmtree(str(self.directory))
 
 
-def _same(path: Path, backup: Path) -> bool:
+def _fingerprint(path: Path) -> str | None:
+    """Mode and sha256 of a file; None if it is not there."""
     try:
-        if os.path.samefile(str(path), str(backup)):
-            return True
-        if (os.stat(str(path)).st_mode != os.stat(str(backup)).st_mode
-                or not path.is_file()):
-            return False
-        return path.read_bytes() == backup.read_bytes()
-    except FileNotFoundError:
-        return False
+        mode = os.stat(str(path)).st_mode
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    return f"{mode:o} {hashlib.sha256(data).hexdigest()}"
 
 
 class HeldInterrupt:
