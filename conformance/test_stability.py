@@ -107,7 +107,7 @@ def _run(subject, init, device, dtype, seed, z, overrides, require_gain, claim=F
             stability.theory.analyse(act, subject.gain))
         design = stability.plan(subject.activation, subject.slope, subject.gain, z, width,
                                 depth, overrides["draws"], kurtosis,
-                                judged=("post",) + stability.JUDGED)
+                                judged=("post",), rate="growth")
     else:
         design = stability.plan(subject.activation, subject.slope, subject.gain, z,
                                 overrides["width"], overrides["depth"], overrides["draws"],

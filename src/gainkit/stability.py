@@ -133,7 +133,32 @@ def layer_noise(name: str, slope: float | None, s: float) -> LayerNoise:
         # Every ratio and log-derivative is scale-free; only E[phi^2] scales, with s.
         unit = _layer_noise(name, slope, 1.0)
         return replace(unit, log_post=unit.log_post + math.log(s))
-    return _layer_noise(name, slope, float(f"{s:.10g}"))
+    # Moments are smooth in ln s: interpolate cubically between lattice points, which every
+    # profile of this activation shares (16 quadratures a point; error ~ LATTICE^4 / 24).
+    position = math.log(s) / LATTICE
+    first = math.floor(position) - 1
+    nodes = range(first, first + 4)
+    values = np.array([_noise_vector(name, slope, node) for node in nodes])
+    weights = [np.prod([(position - other) / (node - other) for other in nodes if other != node])
+               for node in nodes]
+    return _noise_from_vector(np.dot(weights, values))
+
+
+LATTICE = 0.1  # ln s spacing of the interpolation lattice
+
+
+@lru_cache(maxsize=None)
+def _noise_vector(name: str, slope: float | None, node: int) -> Tuple[float, ...]:
+    noise = _layer_noise(name, slope, math.exp(node * LATTICE))
+    return (noise.log_post, noise.post_slope, noise.post_curvature, noise.log_dphi,
+            noise.chi_slope, noise.chi_curvature) + tuple(np.ravel(noise.covariance)) + (
+        noise.projection,) + tuple(noise.skewness) + (noise.kurtosis_post, noise.kurtosis_dphi)
+
+
+def _noise_from_vector(vector: np.ndarray) -> LayerNoise:
+    values = [float(v) for v in vector]
+    covariance = tuple(tuple(values[6 + 3 * row:9 + 3 * row]) for row in range(3))
+    return LayerNoise(*values[:6], covariance, values[15], tuple(values[16:19]), *values[19:])
 
 
 class FiniteWidth:
@@ -291,7 +316,7 @@ def _derivative_curve(name: str, slope: float | None):
     if act.homogeneous:
         value = math.log(_quiet_expect(lambda u: act.dphi(u) ** 2, 1.0, act.kinks))
         return None, value
-    grid = np.arange(math.log(1e-6), math.log(1e4) + 0.05, 0.1)
+    grid = np.arange(math.log(1e-6), math.log(1e4) + 0.1, 0.2)  # cubic error ~1e-6
     values = [math.log(_quiet_expect(lambda u: act.dphi(u) ** 2, math.exp(x), act.kinks))
               for x in grid]
     return interpolate.CubicSpline(grid, values), (grid[0], grid[-1])
@@ -446,14 +471,16 @@ def forward_layers(name: str, slope: float | None, gain: float, depth: int,
 JUDGED = ("forward", "residual")  # the statistics every negative control must leave
 
 
-def sharpness_draws(design: Design, judged: Sequence[str] = JUDGED) -> int:
+def sharpness_draws(design: Design, judged: Sequence[str] = JUDGED,
+                    rate: str = "slope") -> int:
     """Fewest draws for which every negative control lands outside its band.
 
     For each control factor c and each judged statistic T (forward summary, gradient residual)
     the requirement is ``|E_c[T] - E_1[T]| >= z (sd_1 + sd_c) / sqrt(S)``: the nominal stays
     within its band and the control outside it, each with the per-comparison confidence that
-    z encodes. Ordered and chaotic gains add ``| E[slope] - boundary | >= 2 z sd / sqrt(S)``
-    so the measured chi_1 band cannot reach the near-critical boundary.
+    z encodes. Ordered and chaotic gains add ``| ln chi_1 - boundary | >= 2 z sd / sqrt(S)``
+    (sd of the statistic ``rate``: ``slope`` at q*, or ``growth`` from a unit input) so the
+    measured chi_1 band cannot reach the near-critical boundary.
     """
     requirements = []
     for name in judged:
@@ -463,9 +490,8 @@ def sharpness_draws(design: Design, judged: Sequence[str] = JUDGED) -> int:
             spread = math.sqrt(variance) + math.sqrt(other_variance)
             requirements.append((design.z * spread / abs(other_mean - mean)) ** 2)
     if design.mean_field.regime in ("ordered", "chaotic"):
-        mean, variance = design.slope_statistic()
-        corrected = mean - design.slope_bias()
-        margin = abs(corrected) - NEAR_CRITICAL_RATE
+        _, variance = design.statistic(rate)
+        margin = abs(math.log(design.mean_field.chi_1)) - NEAR_CRITICAL_RATE
         requirements.append((2 * design.z * math.sqrt(variance) / margin) ** 2)
     return max(2, int(math.ceil(max(requirements))))
 
@@ -473,10 +499,11 @@ def sharpness_draws(design: Design, judged: Sequence[str] = JUDGED) -> int:
 def plan(name: str, slope: float | None, gain: float, z: float,
          width: int | None = None, depth: int | None = None,
          draws: int | None = None, weight_kurtosis: float = 0.0,
-         judged: Sequence[str] = JUDGED) -> Design:
+         judged: Sequence[str] = JUDGED, rate: str = "slope") -> Design:
     """The probe design for ``gain``; None sizes are chosen from theory (see module doc).
 
-    ``judged``: the statistics whose negative controls must be resolved (``sharpness_draws``).
+    ``judged``, ``rate``: the statistics whose negative controls must be resolved, and the one
+    the regime is read from (``sharpness_draws``).
     """
     act = theory.activation(name, slope)
     mean_field = theory.analyse(act, gain)
@@ -489,7 +516,7 @@ def plan(name: str, slope: float | None, gain: float, z: float,
     design = Design(name, slope, float(gain), width, depth, 2, float(z), (1.0, q_star),
                     forward_layers(name, slope, gain, depth, q_star), tuple(range(depth)),
                     mean_field, float(weight_kurtosis))
-    chosen = sharpness_draws(design, judged) if draws is None else int(draws)
+    chosen = sharpness_draws(design, judged, rate) if draws is None else int(draws)
     return replace(design, draws=chosen)
 
 
