@@ -349,6 +349,7 @@ def test_custom_callable_and_class(custom_path):
     (["relu", "--q0", "0"], "q0 must be"),
     ([], "name an ACTIVATION or use --all"),
     (["relu", "--format", "xml"], "invalid choice"),
+    (["softsign", "--verify"], "--verify: gainkit.probe cannot run softsign"),
 ])
 def test_bad_input_is_one_line_and_exit_2(custom_path, args, cause):
     if args[:1] in (["silu"],) and not hasattr(torch.nn.functional, "silu"):
@@ -360,6 +361,30 @@ def test_bad_input_is_one_line_and_exit_2(custom_path, args, cause):
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("gainkit gains: error: ")
     assert cause in done.stderr
+
+
+def test_verify_measures_against_predicted():
+    done = run_tool("tanh", "nn.LeakyReLU:0.2", "--gain", "1.2", "--verify", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    tanh, leaky = json.loads(done.stdout)["activations"]
+    assert [check["source"] for check in tanh["verify"]] == ["pytorch", "given"]
+    assert [check["source"] for check in leaky["verify"]] == ["pytorch", "given"]
+    for check in tanh["verify"] + leaky["verify"]:
+        for key in ("q_out", "grad_growth"):
+            assert check[key]["within"], check
+    given = tanh["verify"][1]["q_out"]
+    assert given["mean_field"] == pytest.approx(
+        theory.profile("tanh", 1.2, 1.0, gains.VERIFY_DEPTH)[0][-1], rel=1e-9)
+    rate = 1.2**2 * (1.0 + 0.2**2) / 2.0  # below the critical gain q shrinks by this a layer
+    assert leaky["verify"][1]["q_out"]["mean_field"] == pytest.approx(rate**20, rel=1e-9)
+
+
+def test_verify_in_markdown():
+    done = run_tool("sigmoid", "--verify", "--format", "markdown")
+    assert done.returncode == 0, done.stderr
+    assert "## Measured (gainkit.probe)" in done.stdout
+    assert any(line.startswith("| sigmoid | 1 | pytorch |") and line.endswith("| yes |")
+               for line in done.stdout.splitlines())
 
 
 def test_help_documents_exit_codes():

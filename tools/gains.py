@@ -24,7 +24,9 @@ and, at PyTorch's gain (the installed torch's calculate_gain, where it has one) 
     regime     ordered, chaotic, near-critical (10x takes over 100 layers) or critical
 
 --verify runs the empirical deep-network probe (gainkit.probe) at each of those gains and
-prints the measured output second moment and gradient growth against the prediction.
+prints the measured output second moment and gradient growth against the prediction, with
+finite-width corrections and a 3-sigma band (gainkit.stability). The probe implements
+linear (torch.nn.Identity), relu, leaky_relu, sigmoid, tanh and selu.
 
 Exit codes:
     0   done (with --all, a gain without a fixed point is reported in its row)
@@ -39,6 +41,8 @@ import json
 import math
 import sys
 from typing import List
+
+import numpy as np
 
 from gainkit import theory
 from gainkit import torch_activations as acts
@@ -221,8 +225,59 @@ def collect(args) -> dict:
             "activations": results, "skipped": skipped}
 
 
-def verify(act, rows, q0) -> list:
-    raise InputError("--verify needs gainkit.probe, which is not available yet")
+VERIFY_WIDTH, VERIFY_DEPTH, VERIFY_DRAWS = 512, 20, 8
+_BAND_SIGMAS = 3.0
+
+
+def _probe_activation(act: acts.TorchActivation):
+    """(name, slope) of the activation in gainkit.probe, which measures named ones only."""
+    from gainkit import probe
+
+    if act.gain_args is None or act.gain_args[0] not in probe.ACTIVATIONS:
+        raise InputError(f"--verify: gainkit.probe cannot run {act.name} (it measures "
+                         f"{', '.join(probe.ACTIVATIONS)})")
+    return act.gain_args[0], (act.gain_args[1] if len(act.gain_args) > 1 else None)
+
+
+def verify(act: acts.TorchActivation, rows: list, q0: float) -> list:
+    """Measured against predicted, per gain: the output's second moment q_L and the growth
+    ``grad_0 / grad_L`` of the mean squared gradient, as geometric means over the draws.
+
+    Predicted: the mean field (theory.profile) and, what the measurement is judged by, the
+    finite-width expectation of the log-mean with its band exp(+-3 sd) from the suite's noise
+    model (gainkit.stability).
+    """
+    from gainkit import probe, stability
+
+    name, slope = _probe_activation(act)
+    last = np.zeros(VERIFY_DEPTH + 1)
+    last[-1] = 1.0
+    checks, done = [], set()
+    for row in rows:
+        if "no_fixed_point" in row or row["gain"] in done:  # PyTorch's gain may be g_f
+            continue
+        gain = row["gain"]
+        done.add(gain)
+        init = probe.torch_init("xavier_normal", name, slope, gain=gain)
+        measured = probe.measure(name, init, VERIFY_WIDTH, VERIFY_DEPTH, VERIFY_DRAWS,
+                                 slope=slope, q0=(q0,))
+        q, chi = theory.profile(act.theory, gain, q0, VERIFY_DEPTH)
+        model = stability.finite_width(name, slope, gain, q0, VERIFY_DEPTH, VERIFY_WIDTH)
+        check = {"gain": gain, "source": row["source"], "width": VERIFY_WIDTH,
+                 "depth": VERIFY_DEPTH, "draws": VERIFY_DRAWS}
+        for key, values, mean_field, statistic in (
+                ("q_out", measured.q[0, :, 0, -1], q[-1], model.statistic(q=last)),
+                ("grad_growth", measured.grad[0, :, 0, 0] / measured.grad[0, :, 0, -1],
+                 np.prod(chi[:-1]), model.statistic(ratio=1.0 - last))):
+            with np.errstate(divide="ignore"):
+                found = float(np.mean(np.log(values)))
+            centre, variance = statistic
+            half_width = _BAND_SIGMAS * math.sqrt(variance / VERIFY_DRAWS)
+            check[key] = {"measured": math.exp(found), "mean_field": float(mean_field),
+                          "predicted": math.exp(centre), "band": math.exp(half_width),
+                          "within": bool(abs(found - centre) <= half_width)}
+        checks.append(check)
+    return checks
 
 
 # --- output -------------------------------------------------------------------------------
@@ -268,6 +323,33 @@ def behaviour_rows(report: dict) -> List[List[str]]:
     return rows
 
 
+VERIFY_HEADER = ["activation", "gain", "source", "q_L", "predicted", "mean field", "band x/",
+                 "grad growth", "predicted", "mean field", "band x/", "within"]
+
+
+def verify_rows(report: dict) -> List[List[str]]:
+    rows = []
+    for item in report["activations"]:
+        for check in item.get("verify", []):
+            q, grad = check["q_out"], check["grad_growth"]
+            rows.append([item["name"], _number(check["gain"]), check["source"]]
+                        + [_number(part[key]) for part in (q, grad)
+                           for key in ("measured", "predicted", "mean_field", "band")]
+                        + ["yes" if q["within"] and grad["within"] else "no"])
+    return rows
+
+
+def _verify_caption(report: dict) -> str:
+    for item in report["activations"]:
+        for check in item.get("verify", []):
+            return ("probe: {draws} networks of {depth} layers x {width} units, xavier_normal_ at "
+                    "the gain. q_L: output second moment; grad growth: grad_0 / grad_L of the "
+                    "mean squared gradient; geometric means over the networks, predicted with "
+                    "finite-width corrections and a 3-sigma band (gainkit.stability)"
+                    .format(**check))
+    return ""
+
+
 def notes(report: dict) -> List[str]:
     return [f"{item['name']}: no critical gain: {item['gains']['critical_reason']}"
             for item in report["activations"] if item["gains"]["critical"] is None]
@@ -289,6 +371,8 @@ def render_table(report: dict) -> str:
     behaviour = behaviour_rows(report)
     if behaviour:
         lines += [""] + _aligned(BEHAVIOUR_HEADER, behaviour)
+    if verify_rows(report):
+        lines += ["", _verify_caption(report)] + _aligned(VERIFY_HEADER, verify_rows(report))
     lines += [""] + notes(report) if notes(report) else []
     return "\n".join(lines)
 
@@ -303,6 +387,9 @@ def render_markdown(report: dict) -> str:
     if behaviour:
         lines += ["", "## Depth behaviour (mean field)", ""]
         lines += _markdown_table(BEHAVIOUR_HEADER, behaviour)
+    if verify_rows(report):
+        lines += ["", "## Measured (gainkit.probe)", "", _verify_caption(report) + ".", ""]
+        lines += _markdown_table(VERIFY_HEADER, verify_rows(report))
     if notes(report):
         lines += ["", "## Notes", ""] + ["- " + note for note in notes(report)]
     return "\n".join(lines)
