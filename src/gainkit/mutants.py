@@ -1,15 +1,19 @@
 """Named faults in ``torch.nn.init``, and a pytest plugin that runs the suite against one.
 
 The conformance suite proves it is sharp by failing on each of these realistic
-regressions: ``pytest conformance -p gainkit.mutants --gainkit-mutant NAME``.
+regressions: ``pytest conformance -p gainkit.mutants --gainkit-mutant NAME`` (the fault is
+installed in this process's ``torch.nn.init`` before the suite imports it, and removed at the
+end: the installed torch is never modified). ``gainkit mutate`` runs the whole catalogue.
 
-A mutant is data: a name, what it breaks, which conformance files must catch it (with a
-``-k`` expression selecting the relevant tests) and the ``torch.nn.init`` attributes it
-replaces. Each replacement is built from the ``torch.nn.init`` module and the original
-attribute, and keeps the original signature of every release (1.0 ``xavier_normal_(tensor,
-gain=1)`` ... 2.x ``xavier_normal_(tensor, gain=1.0, generator=None)``): extra arguments are
-passed through. Functions in ``torch.nn.init`` look each other up as module globals at call
-time, so replacing ``calculate_gain`` also changes what ``kaiming_*`` draw.
+A mutant is data: a name, what it breaks, the categories of regression it stands for
+(``tags``, see ``REQUIRED_TAGS``), which conformance files must catch it, a ``-k``
+expression selecting the tests that matter there (the quick slice CI runs) and the
+``torch.nn.init`` attributes it replaces. Each replacement is built from the
+``torch.nn.init`` module and the original attribute, and keeps the signature of every
+release (1.0 ``xavier_normal_(tensor, gain=1)`` ... 2.x ``xavier_normal_(tensor, gain=1.0,
+generator=None)``): extra arguments are passed through. Functions in ``torch.nn.init`` look
+each other up as module globals at call time, so replacing ``calculate_gain`` also changes
+what ``kaiming_*`` draw, and replacing a fan helper changes every init that uses it.
 
 Adding a mutant is one ``Mutant(...)`` entry in ``CATALOGUE``.
 """
@@ -22,18 +26,46 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
 SQRT3 = math.sqrt(3.0)
-GAIN_FILES = ("test_values.py", "test_docstring.py", "test_init_functions.py",
-              "test_stability.py")
-INIT_FILES = ("test_init_functions.py",)
+VALUES, DOCSTRING, INIT, STABILITY = ("test_values.py", "test_docstring.py",
+                                      "test_init_functions.py", "test_stability.py")
+GAIN_FILES = (VALUES, DOCSTRING, INIT, STABILITY)
+LINEAR_NAMES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                "conv_transpose3d", "sigmoid")
+DEFAULT_SLOPE = 0.01
+
+# The regressions issue 6 requires the catalogue to cover; each must be some mutant's tag.
+REQUIRED_TAGS = {
+    "gain:tanh": "tanh's gain off by a few percent",
+    "gain:relu": "relu's gain off by a few percent",
+    "gain:selu": "selu's gain off by a few percent",
+    "gain:sigmoid": "sigmoid's gain off by a few percent",
+    "gain:leaky_relu-default": "leaky_relu's gain at its default slope off",
+    "selu-missing": "calculate_gain('selu') unsupported, as before torch 1.8",
+    "leaky-param-ignored": "leaky_relu's negative_slope ignored",
+    "leaky-bool-accepted": "a bool accepted as leaky_relu's negative_slope",
+    "xavier-fan-in-only": "xavier_* using fan_in only",
+    "xavier-average": "xavier_* averaging the fans wrongly",
+    "kaiming-mode": "kaiming_*'s mode swapped or ignored",
+    "kaiming-conv-fan": "kaiming_*'s fan computed wrongly for conv weights",
+    "uniform-bound": "a uniform bound without the sqrt(3)",
+    "family-swap": "a normal init drawing uniform values, or the reverse",
+    "docstring-row": "a row of calculate_gain's docstring table missing",
+    "error-message": "the 'Unsupported nonlinearity' error changed",
+}
 
 # build(init_module, original_attribute) -> replacement
 Builder = Callable[[object, Callable], Callable]
+
+
+class NotApplicable(Exception):
+    """The fault cannot be installed in this torch (e.g. the text it edits is absent)."""
 
 
 @dataclass(frozen=True)
 class Mutant:
     name: str
     description: str
+    tags: Tuple[str, ...]
     replacements: Dict[str, Builder]
     caught_by: Tuple[str, ...]  # conformance files each expected to fail under it
     select: str = ""  # pytest -k expression for the tests that matter ("" = all)
@@ -41,8 +73,10 @@ class Mutant:
     def apply(self, init) -> Dict[str, Callable]:
         """Install the faults into ``init``; returns the originals for :func:`restore`."""
         originals = {attribute: getattr(init, attribute) for attribute in self.replacements}
-        for attribute, build in self.replacements.items():
-            setattr(init, attribute, build(init, originals[attribute]))
+        replacements = {attribute: build(init, originals[attribute])
+                        for attribute, build in self.replacements.items()}
+        for attribute, replacement in replacements.items():
+            setattr(init, attribute, replacement)
         return originals
 
 
@@ -51,32 +85,168 @@ def restore(init, originals: Dict[str, Callable]) -> None:
         setattr(init, attribute, original)
 
 
-# Building blocks ---------------------------------------------------------------------------
+# calculate_gain faults ---------------------------------------------------------------------
 
-def scaled_gain(nonlinearity: str, factor: float) -> Builder:
-    """calculate_gain returns ``factor`` times the right gain for one name."""
+def gain_rewrite(rewrite: Callable) -> Builder:
+    """calculate_gain as ``rewrite(original, nonlinearity, param)``."""
 
     def build(init, original):
         @functools.wraps(original)
-        def calculate_gain(name, param=None):
-            gain = original(name, param)
-            return gain * factor if name == nonlinearity else gain
+        def calculate_gain(nonlinearity, param=None):
+            return rewrite(original, nonlinearity, param)
 
         return calculate_gain
 
     return build
 
 
-def swapped_fan(init, original):
-    """_calculate_correct_fan returns fan_out for mode='fan_in' and vice versa."""
+def scaled_gain(nonlinearity: str, factor: float) -> Builder:
+    """calculate_gain returns ``factor`` times the right gain for one name."""
+
+    def rewrite(original, name, param):
+        gain = original(name, param)
+        return gain * factor if name == nonlinearity else gain
+
+    return gain_rewrite(rewrite)
+
+
+def replaced_gain(nonlinearity: str, value: float) -> Builder:
+    def rewrite(original, name, param):
+        return value if name == nonlinearity else original(name, param)
+
+    return gain_rewrite(rewrite)
+
+
+def selu_unsupported(original, name, param):
+    if name == "selu":
+        raise ValueError(f"Unsupported nonlinearity {name}")
+    return original(name, param)
+
+
+def leaky_param_ignored(original, name, param):
+    return original(name, None if name == "leaky_relu" else param)
+
+
+def leaky_bool_accepted(original, name, param):
+    # the bool check dropped: isinstance(True, int) holds, so True is slope 1
+    if name == "leaky_relu" and isinstance(param, bool):
+        return math.sqrt(2.0 / (1 + int(param) ** 2))
+    return original(name, param)
+
+
+def leaky_slope_not_squared(original, name, param):
+    gain = original(name, param)  # keeps upstream's validation of param
+    if name != "leaky_relu":
+        return gain
+    slope = DEFAULT_SLOPE if param is None else param
+    return math.sqrt(2.0 / (1 + slope))
+
+
+def leaky_default_slope(slope: float):
+    def rewrite(original, name, param):
+        if name == "leaky_relu" and param is None:
+            return original(name, slope)
+        return original(name, param)
+
+    return rewrite
+
+
+def linear_gain_float(original, name, param):
+    gain = original(name, param)
+    return float(gain) if name in LINEAR_NAMES else gain
+
+
+def error_reworded(original, name, param):
+    try:
+        return original(name, param)
+    except ValueError as error:
+        if not str(error).startswith("Unsupported nonlinearity"):
+            raise
+    raise ValueError(f"Unsupported nonlinearity {name!r}")
+
+
+def error_key_error(original, name, param):
+    # a table-driven rewrite: GAINS[nonlinearity] raises KeyError for unknown names
+    try:
+        return original(name, param)
+    except ValueError as error:
+        if not str(error).startswith("Unsupported nonlinearity"):
+            raise
+    raise KeyError(name)
+
+
+def names_case_insensitive(original, name, param):
+    return original(name.lower() if isinstance(name, str) else name, param)
+
+
+def docstring_without_row(label: str) -> Builder:
+    """calculate_gain unchanged, its docstring table without the row ``label``."""
+
+    def build(init, original):
+        doc = original.__doc__ or ""
+        lines = doc.splitlines(keepends=True)
+        kept = [line for line in lines if not line.strip().startswith(label + " ")]
+        if len(kept) == len(lines):
+            raise NotApplicable(f"calculate_gain's docstring has no {label!r} row to drop")
+
+        @functools.wraps(original)
+        def calculate_gain(nonlinearity, param=None):
+            return original(nonlinearity, param)
+
+        calculate_gain.__doc__ = "".join(kept)
+        return calculate_gain
+
+    return build
+
+
+# fan faults --------------------------------------------------------------------------------
+
+def receptive_field(tensor) -> int:
+    return tensor[0][0].numel() if tensor.dim() > 2 else 1
+
+
+def fan_rewrite(rewrite: Callable) -> Builder:
+    """_calculate_correct_fan as ``rewrite(original, tensor, mode)``."""
+
+    def build(init, original):
+        @functools.wraps(original)
+        def _calculate_correct_fan(tensor, mode):
+            return rewrite(original, tensor, mode)
+
+        return _calculate_correct_fan
+
+    return build
+
+
+def mode_swapped(original, tensor, mode):
+    swapped = {"fan_in": "fan_out", "fan_out": "fan_in"}.get(mode.lower(), mode)
+    return original(tensor, swapped)
+
+
+def mode_ignored(original, tensor, mode):
+    original(tensor, mode)  # keeps upstream's validation of mode
+    return original(tensor, "fan_in")
+
+
+def fan_without_receptive_field(original, tensor, mode):
+    return original(tensor, mode) // receptive_field(tensor)
+
+
+def fans_last_kernel_dim_only(init, original):
+    """Fans with the receptive field taken from the last kernel dimension (1-D code)."""
 
     @functools.wraps(original)
-    def _calculate_correct_fan(tensor, mode):
-        swapped = {"fan_in": "fan_out", "fan_out": "fan_in"}.get(mode.lower(), mode)
-        return original(tensor, swapped)
+    def _calculate_fan_in_and_fan_out(tensor):
+        fan_in, fan_out = original(tensor)
+        if tensor.dim() <= 2:
+            return fan_in, fan_out
+        field = receptive_field(tensor)
+        return fan_in // field * tensor.size(-1), fan_out // field * tensor.size(-1)
 
-    return _calculate_correct_fan
+    return _calculate_fan_in_and_fan_out
 
+
+# draw faults -------------------------------------------------------------------------------
 
 def fill(init, tensor, family: str, std: float, bound_factor: float, *args, **kwargs):
     if family == "normal":
@@ -87,7 +257,7 @@ def fill(init, tensor, family: str, std: float, bound_factor: float, *args, **kw
 
 def xavier(family: str, variance_over_gain2: Callable[[int, int], float],
            bound_factor: float = SQRT3) -> Builder:
-    """A xavier_{family}_ computing std^2 = gain^2 * variance_over_gain2(fan_in, fan_out)."""
+    """A xavier_*_ drawing ``family`` with std^2 = gain^2 * variance_over_gain2(fans)."""
 
     def build(init, original):
         @functools.wraps(original)
@@ -102,7 +272,7 @@ def xavier(family: str, variance_over_gain2: Callable[[int, int], float],
 
 
 def kaiming(family: str, bound_factor: float = SQRT3) -> Builder:
-    """A kaiming_{family}_ as upstream, with the uniform bound bound_factor * std."""
+    """A kaiming_*_ as upstream, drawing ``family`` with the uniform bound bound_factor * std."""
 
     def build(init, original):
         @functools.wraps(original)
@@ -120,64 +290,126 @@ def xavier_average(fan_in: int, fan_out: int) -> float:
     return 2.0 / (fan_in + fan_out)
 
 
-def gain_mutant(nonlinearity: str, factor: float, select: str) -> Mutant:
+def xavier_fan_in_only(fan_in: int, fan_out: int) -> float:
+    return 2.0 / (fan_in + fan_in)
+
+
+def xavier_sum_without_2(fan_in: int, fan_out: int) -> float:
+    return 1.0 / (fan_in + fan_out)
+
+
+def xavier_geometric_mean(fan_in: int, fan_out: int) -> float:
+    return 1.0 / math.sqrt(fan_in * fan_out)
+
+
+# The catalogue -----------------------------------------------------------------------------
+
+def gain_mutant(nonlinearity: str, factor: float, select: str, tags=()) -> Mutant:
     return Mutant(
         name=f"gain-{nonlinearity}-x{factor}",
         description=f"calculate_gain({nonlinearity!r}) returns {factor} x the documented gain",
+        tags=tuple(tags) or (f"gain:{nonlinearity}",),
         replacements={"calculate_gain": scaled_gain(nonlinearity, factor)},
         caught_by=GAIN_FILES,
         select=select,
     )
 
 
-# The catalogue -----------------------------------------------------------------------------
+def gain_fault(name: str, description: str, tags, rewrite, caught_by, select) -> Mutant:
+    return Mutant(name, description, tuple(tags), {"calculate_gain": gain_rewrite(rewrite)},
+                  tuple(caught_by), select)
 
+
+# -k expressions: "relu" alone would also select leaky_relu; the layer ids of
+# test_init_functions.py contain "linear", "conv1d" and "conv2d".
 CATALOGUE = (
-    # -k expressions: "relu" alone would also select leaky_relu.
     gain_mutant("tanh", 1.05, "tanh"),
     gain_mutant("relu", 1.05, "relu and not leaky"),
+    gain_mutant("relu", 0.95, "relu and not leaky"),
     gain_mutant("sigmoid", 1.05, "sigmoid"),
     gain_mutant("selu", 1.05, "selu"),
-    gain_mutant("leaky_relu", 1.05, "leaky_relu"),
-    gain_mutant("linear", 1.05, "linear"),
-    gain_mutant("relu", 0.95, "relu and not leaky"),
-    Mutant(
-        name="kaiming-mode-swapped",
-        description="kaiming_* use fan_out for mode='fan_in' and fan_in for mode='fan_out'",
-        replacements={"_calculate_correct_fan": swapped_fan},
-        caught_by=INIT_FILES,
-        select="kaiming and relu",
-    ),
-    Mutant(
-        name="xavier-fan-in-only",
-        description="xavier_* use std = gain * sqrt(2 / (fan_in + fan_in))",
-        replacements={
-            "xavier_normal_": xavier("normal", lambda fan_in, fan_out: 2.0 / (2 * fan_in)),
-            "xavier_uniform_": xavier("uniform", lambda fan_in, fan_out: 2.0 / (2 * fan_in)),
-        },
-        caught_by=INIT_FILES,
-        select="xavier",
-    ),
-    Mutant(
-        name="xavier-fan-product",
-        description="xavier_* use std = gain * sqrt(2 / (fan_in * fan_out))",
-        replacements={
-            "xavier_normal_": xavier("normal", lambda fan_in, fan_out: 2.0 / (fan_in * fan_out)),
-            "xavier_uniform_": xavier("uniform", lambda fan_in, fan_out: 2.0 / (fan_in * fan_out)),
-        },
-        caught_by=INIT_FILES,
-        select="xavier",
-    ),
-    Mutant(
-        name="uniform-bound-no-sqrt3",
-        description="xavier_uniform_ and kaiming_uniform_ draw from U(-std, std)",
-        replacements={
-            "xavier_uniform_": xavier("uniform", xavier_average, bound_factor=1.0),
-            "kaiming_uniform_": kaiming("uniform", bound_factor=1.0),
-        },
-        caught_by=INIT_FILES,
-        select="uniform",
-    ),
+    gain_mutant("leaky_relu", 1.05, "leaky_relu", tags=("gain:leaky_relu-default",)),
+    gain_mutant("linear", 1.05, "linear", tags=("gain:linear",)),
+    Mutant("gain-tanh-rounded", "calculate_gain('tanh') returns 1.6667, 5/3 rounded",
+           ("gain:tanh",), {"calculate_gain": replaced_gain("tanh", round(5 / 3, 4))},
+           (VALUES, DOCSTRING), "tanh"),
+    Mutant("gain-selu-1", "calculate_gain('selu') returns 1, the SNN paper's LeCun gain "
+           "(the change #54055 asks for)", ("gain:selu",),
+           {"calculate_gain": replaced_gain("selu", 1.0)}, GAIN_FILES, "selu"),
+    gain_fault("leaky_relu-default-slope-0.2",
+               "calculate_gain('leaky_relu') defaults to slope 0.2 (TensorFlow's) not 0.01",
+               ("gain:leaky_relu-default",), leaky_default_slope(0.2), (VALUES, DOCSTRING),
+               "leaky_relu"),
+    gain_fault("selu-missing", "calculate_gain('selu') raises 'Unsupported nonlinearity "
+               "selu', as torch < 1.8 does", ("selu-missing",), selu_unsupported, GAIN_FILES,
+               "selu"),
+    gain_fault("leaky_relu-param-ignored", "calculate_gain('leaky_relu', param) ignores "
+               "param: always slope 0.01", ("leaky-param-ignored",), leaky_param_ignored,
+               GAIN_FILES, "leaky"),
+    gain_fault("leaky_relu-bool-accepted", "calculate_gain('leaky_relu', True) is slope 1 "
+               "(the bool check before the int check dropped)", ("leaky-bool-accepted",),
+               leaky_bool_accepted, (VALUES,), "rejects_non_numbers"),
+    gain_fault("leaky_relu-slope-not-squared", "calculate_gain('leaky_relu', s) returns "
+               "sqrt(2 / (1 + s)), the square dropped", ("leaky-param-ignored",),
+               leaky_slope_not_squared, GAIN_FILES, "leaky"),
+    gain_fault("gain-linear-returns-float", "calculate_gain returns 1.0, a float, for the "
+               "linear names and sigmoid (as the 2.x '-> float' annotation suggests)",
+               ("gain-type",), linear_gain_float, (VALUES,), "value_and_type"),
+    gain_fault("error-message-quoted", "'Unsupported nonlinearity gelu' becomes "
+               "\"Unsupported nonlinearity 'gelu'\"", ("error-message",), error_reworded,
+               (VALUES,), "unsupported or case_sensitive"),
+    gain_fault("error-key-error", "an unknown name raises KeyError, not ValueError "
+               "(a table-driven calculate_gain)", ("error-message",), error_key_error,
+               (VALUES,), "unsupported"),
+    gain_fault("names-case-insensitive", "calculate_gain('ReLU') is accepted (the name "
+               "lower-cased first)", ("names",), names_case_insensitive, (VALUES,),
+               "case_sensitive"),
+    Mutant("docstring-selu-row-missing", "calculate_gain's docstring table has no SELU row",
+           ("docstring-row",), {"calculate_gain": docstring_without_row("SELU")}, (DOCSTRING,),
+           "selu"),
+    Mutant("docstring-tanh-row-missing", "calculate_gain's docstring table has no Tanh row",
+           ("docstring-row",), {"calculate_gain": docstring_without_row("Tanh")}, (DOCSTRING,),
+           "tanh"),
+    Mutant("kaiming-mode-swapped",
+           "kaiming_* use fan_out for mode='fan_in' and fan_in for mode='fan_out'",
+           ("kaiming-mode",), {"_calculate_correct_fan": fan_rewrite(mode_swapped)}, (INIT,),
+           "kaiming and relu"),
+    Mutant("kaiming-mode-ignored", "kaiming_* use fan_in whatever the mode",
+           ("kaiming-mode",), {"_calculate_correct_fan": fan_rewrite(mode_ignored)}, (INIT,),
+           "kaiming and fan_out and relu"),
+    Mutant("kaiming-conv-fan-no-receptive-field",
+           "kaiming_* take the fan of a conv weight as its channels, forgetting the kernel size",
+           ("kaiming-conv-fan",),
+           {"_calculate_correct_fan": fan_rewrite(fan_without_receptive_field)}, (INIT,),
+           "kaiming and conv and relu"),
+    Mutant("fans-last-kernel-dim-only", "fans of conv weights count the last kernel "
+           "dimension only (3 for a 3x3 kernel, code written for conv1d)",
+           ("kaiming-conv-fan", "xavier-average"),
+           {"_calculate_fan_in_and_fan_out": fans_last_kernel_dim_only}, (INIT,),
+           "conv2d-32to64-k3 and (xavier or relu)"),
+    Mutant("xavier-fan-in-only", "xavier_* use std = gain * sqrt(2 / (fan_in + fan_in))",
+           ("xavier-fan-in-only",),
+           {"xavier_normal_": xavier("normal", xavier_fan_in_only),
+            "xavier_uniform_": xavier("uniform", xavier_fan_in_only)}, (INIT,), "xavier"),
+    Mutant("xavier-sum-without-2", "xavier_* use std = gain * sqrt(1 / (fan_in + fan_out))",
+           ("xavier-average",),
+           {"xavier_normal_": xavier("normal", xavier_sum_without_2),
+            "xavier_uniform_": xavier("uniform", xavier_sum_without_2)}, (INIT,), "xavier"),
+    Mutant("xavier-geometric-mean", "xavier_* average the fans geometrically: "
+           "std = gain / (fan_in * fan_out) ** (1 / 4)", ("xavier-average",),
+           {"xavier_normal_": xavier("normal", xavier_geometric_mean),
+            "xavier_uniform_": xavier("uniform", xavier_geometric_mean)}, (INIT,), "xavier"),
+    Mutant("uniform-bound-no-sqrt3", "xavier_uniform_ and kaiming_uniform_ draw from "
+           "U(-std, std)", ("uniform-bound",),
+           {"xavier_uniform_": xavier("uniform", xavier_average, bound_factor=1.0),
+            "kaiming_uniform_": kaiming("uniform", bound_factor=1.0)}, (INIT,), "uniform"),
+    Mutant("kaiming-normal-draws-uniform", "kaiming_normal_ draws uniform values of the "
+           "right variance", ("family-swap",), {"kaiming_normal_": kaiming("uniform")},
+           (INIT,), "kaiming and normal and relu"),
+    Mutant("xavier-uniform-draws-normal", "xavier_uniform_ draws normal values of the right "
+           "variance", ("family-swap",),
+           {"xavier_uniform_": xavier("normal", xavier_average)}, (INIT,),
+           "xavier and uniform"),
 )
 MUTANTS = {mutant.name: mutant for mutant in CATALOGUE}
 assert len(MUTANTS) == len(CATALOGUE), "mutant names must be unique"
@@ -188,16 +420,21 @@ assert len(MUTANTS) == len(CATALOGUE), "mutant names must be unique"
 def pytest_addoption(parser):
     parser.getgroup("gainkit", "gainkit conformance suite").addoption(
         "--gainkit-mutant", metavar="NAME", default=None, choices=sorted(MUTANTS),
-        help="run against torch.nn.init with this fault installed: " + ", ".join(MUTANTS))
+        help="run against torch.nn.init with this fault installed (gainkit mutate --list "
+             "describes them)")
 
 
 def pytest_configure(config):
     name = config.getoption("gainkit_mutant")
     if name is None:
         return
+    import pytest
     from torch.nn import init
 
-    config._gainkit_mutant = (MUTANTS[name], MUTANTS[name].apply(init))
+    try:
+        config._gainkit_mutant = (MUTANTS[name], MUTANTS[name].apply(init))
+    except NotApplicable as error:
+        raise pytest.UsageError(f"mutant {name} does not apply to this torch: {error}") from None
 
 
 def pytest_unconfigure(config):
