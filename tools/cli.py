@@ -19,6 +19,8 @@ TOOLS = {
     "patch": "status / check / apply / revert the patch series on a tree, checkout or environment",
     "gains": "derive gains and mean-field behaviour for any activation",
     "report": "merge conformance results into a Markdown report with plots",
+    "mutate": "run the suite against faults in torch.nn.init and under many seeds: misses, "
+              "false alarms",
     "envcheck": "assert that a tox env imports the torch release its name says",
 }
 
