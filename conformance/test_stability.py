@@ -20,106 +20,40 @@ keeps the whole file's false-alarm probability under ``stability.FAMILY_ALPHA``.
 from __future__ import annotations
 
 import math
-import zlib
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from gainkit import probe, stability
-from gainkit.expectations import GAINS, REFERENCES
 
-DEVICE_DTYPES = 3  # conftest.DEVICE_DTYPES: cpu-float32, cpu-float64, cuda-float32
-PER_LAYER_EXTRA = 8  # window, slope, residual, regime, 2 controls x (forward, residual)
-PER_CLAIM = 5  # post RMS, growth, regime, 2 controls
-
-
-@dataclass(frozen=True)
-class Subject:
-    """A gain under test: a calculate_gain case, or a reference gain outside it."""
-
-    id: str
-    activation: str
-    slope: float | None
-    gain: float
-    regime: str
-    claim: str
-    case: object = None  # the GainCase; None for a reference
-
-    def init(self, name: str, require_gain) -> probe.Init:
-        """The torch init ``name`` at this gain; a gain missing in torch fails the test."""
-        if self.case is None:
-            # kaiming has no gain argument; nonlinearity='linear' is its gain 1 (as torch's
-            # SELU docs advise), so only a reference gain of 1 can be expressed there.
-            assert self.gain == 1.0, "reference gains other than 1 need an xavier init"
-            gain = self.gain if name.startswith("xavier") else None
-            return probe.torch_init(name, "linear", None, gain)
-        case = self.case
-        require_gain(case)
-        if name.startswith("kaiming"):
-            slope = case.param if case.has_param else (case.slope or 0)
-            return probe.torch_init(name, case.nonlinearity, slope)
-        return probe.torch_init(name, case.nonlinearity, case.param if case.has_param else None)
-
-
-SUBJECTS = tuple(
-    Subject(case.id, case.activation, case.slope, case.value, case.regime, case.claim, case)
-    for case in GAINS if case.stability
-) + tuple(
-    Subject(ref.id, ref.activation, ref.slope, ref.gain, ref.regime, ref.claim)
-    for ref in REFERENCES
-)
+SUBJECTS = stability.subjects()
 CLAIMED = tuple(subject for subject in SUBJECTS if subject.claim)
-CLAIM_INIT = "xavier_normal"  # the forum's init
-
-
-def _depth(subject: Subject, overrides: dict) -> int:
-    if overrides["depth"] is not None:
-        return overrides["depth"]
-    return stability.default_depth(stability.theory.analyse(
-        stability.theory.activation(subject.activation, subject.slope), subject.gain))
 
 
 @pytest.fixture(scope="module")
 def z_score(probe_overrides) -> float:
     """Bonferroni z over every comparison the file makes on every device and dtype."""
-    comparisons = sum(_depth(subject, probe_overrides) + PER_LAYER_EXTRA
-                      for subject in SUBJECTS) * len(probe.INITS) * DEVICE_DTYPES
-    comparisons += len(CLAIMED) * PER_CLAIM * DEVICE_DTYPES
-    return stability.z_score(comparisons)
+    return stability.suite_z(SUBJECTS, probe_overrides["depth"])
 
 
 _RUNS = {}
 
 
 def _run(subject, init, device, dtype, seed, z, overrides, require_gain, claim=False):
-    """The design and the (cached) measurement; forward and backward share one run."""
-    key = (subject.id, init, device, str(dtype), seed, claim, tuple(sorted(overrides.items())))
-    if key in _RUNS:
-        return _RUNS[key]
-    torch_init = subject.init(init, require_gain)
-    kurtosis = -1.2 if "uniform" in init else 0.0  # excess kurtosis of the weights
-    if claim:
-        act = stability.theory.activation(subject.activation, subject.slope)
-        depth = overrides["depth"] or stability.settling_depth(
-            subject.activation, subject.slope, subject.gain)
-        width = overrides["width"] or stability.settling_width(
-            stability.theory.analyse(act, subject.gain))
-        design = stability.plan(subject.activation, subject.slope, subject.gain, z, width,
-                                depth, overrides["draws"], kurtosis,
-                                judged=("post",), rate="growth")
-    else:
-        design = stability.plan(subject.activation, subject.slope, subject.gain, z,
-                                overrides["width"], overrides["depth"], overrides["draws"],
-                                kurtosis)
-    run_seed = seed * 1000003 + zlib.crc32("/".join(key[:4] + (str(claim),)).encode()) % 1000003
-    measurement = probe.measure(
-        subject.activation, torch_init, design.width, design.depth, design.draws,
-        slope=subject.slope, q0=design.inputs, scales=(1.0,) + stability.CONTROL_FACTORS,
-        device=device, dtype=dtype, seed=run_seed)
-    observed = [stability.observe(design, measurement, k) for k in range(3)]
-    _RUNS[key] = design, observed
-    return design, observed
+    """The design and the observed statistics (cached: forward and backward share a run)."""
+    dtype_name = str(dtype).replace("torch.", "")
+    key = (subject.id, init, device, dtype_name, seed, claim, tuple(sorted(overrides.items())))
+    if key not in _RUNS:
+        if subject.case is not None:
+            require_gain(subject.case)  # fails with the patch to apply when torch lacks it
+        torch_init = probe.torch_init(init, *subject.init_arguments(init))
+        design = stability.suite_design(subject, init, z, overrides["width"],
+                                        overrides["depth"], overrides["draws"], claim)
+        measurement = probe.measure_design(
+            design, torch_init, stability.scales(), device, dtype,
+            stability.suite_seed(seed, subject, init, device, dtype_name, claim))
+        _RUNS[key] = design, [stability.observe(design, measurement, k) for k in range(3)]
+    return _RUNS[key]
 
 
 def _judge(label: str, value: float, band, describe) -> list:
@@ -208,7 +142,7 @@ def _rms(log_post: float) -> str:
 
 SUBJECT_IDS = [subject.id for subject in SUBJECTS]
 parametrise_subject = pytest.mark.parametrize("subject", SUBJECTS, ids=SUBJECT_IDS)
-parametrise_init = pytest.mark.parametrize("init", probe.INITS)
+parametrise_init = pytest.mark.parametrize("init", stability.INITS)
 
 
 @parametrise_subject
@@ -268,7 +202,8 @@ def test_backward_gradient_growth_matches_chi(subject, init, device, dtype, seed
 def test_forum_claim(subject, device, dtype, seed, z_score, probe_overrides, require_gain,
                      results):
     """The forum's network (xavier_normal, unit input) run deep enough to settle at q*."""
-    design, observed = _run(subject, CLAIM_INIT, device, dtype, seed, z_score, probe_overrides,
+    init = stability.CLAIM_INIT
+    design, observed = _run(subject, init, device, dtype, seed, z_score, probe_overrides,
                             require_gain, claim=True)
     nominal = observed[0]
     field = design.mean_field
@@ -282,11 +217,11 @@ def test_forum_claim(subject, device, dtype, seed, z_score, probe_overrides, req
                        stability.Band(growth.centre - bias, growth.half_width), _chi)
     problems += _regime_problems(subject, field, nominal.growth - bias, growth.half_width)
     problems += _controls_outside(design, observed, "post", _rms)
-    _record(results, subject, CLAIM_INIT, device, dtype, design, observed, "claim",
+    _record(results, subject, init, device, dtype, design, observed, "claim",
             "fail" if problems else "pass")
     assert not problems, (
         "forum claim for {}: '{}'; theory: post-activation RMS {:.6f} at q* = {:.6g}, squared "
         "gradient x{:.4f} a layer ({} regime); measured RMS {:.4f}, x{:.4f}\n{}".format(
-            _setting(subject, CLAIM_INIT, design), subject.claim, field.post_rms, field.q_star,
+            _setting(subject, init, design), subject.claim, field.post_rms, field.q_star,
             field.chi_1, field.regime, math.exp(0.5 * nominal.post),
             math.exp(nominal.growth - bias), "\n".join(problems)))

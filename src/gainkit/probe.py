@@ -33,17 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gainkit.stability import INITS
+
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_LAMBDA = 1.0507009873554804934193349852946
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "sigmoid", "tanh", "selu")
-INITS = (
-    "xavier_normal",
-    "xavier_uniform",
-    "kaiming_normal_fan_in",
-    "kaiming_normal_fan_out",
-    "kaiming_uniform_fan_in",
-    "kaiming_uniform_fan_out",
-)
 
 Init = Callable[[torch.Tensor], object]
 
@@ -202,3 +196,11 @@ def _measure(activation, init, width, depth, draws, slope, q0, scales, device, d
     q, post, grad = (per_scale(stat) for stat in stats)
     return Measurement(q, post, grad, scales, q0, width, depth, draws, str(device),
                        str(dtype).replace("torch.", ""), seed)
+
+
+def measure_design(design, init: Init, scales: Sequence[float], device="cpu",
+                   dtype=torch.float32, seed: int = 0) -> Measurement:
+    """``measure`` with the sizes and input columns of a ``stability.Design``."""
+    return measure(design.activation, init, design.width, design.depth, design.draws,
+                   slope=design.slope, q0=design.inputs, scales=scales, device=device,
+                   dtype=dtype, seed=seed)

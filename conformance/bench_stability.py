@@ -1,0 +1,94 @@
+"""What the stability suite costs, as pytest-benchmark benchmarks.
+
+Not collected by ``pytest conformance`` (the name does not match ``test_*.py``); run it
+explicitly: ``pytest conformance/bench_stability.py``.
+
+Targets:
+- the suite's full CPU coverage (every stability gain x 6 inits x float32 and float64, plus the
+  forum claims): under 30 s on a 2-core CPU;
+- for comparison, the forum's method (theory.md): one 1000x1000, 100-layer network with batch
+  1000 per configuration, 6-10 s each on a 2-core CPU. ``projected_coverage_s`` in its
+  extra_info is that time multiplied by the number of configurations the suite covers.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gainkit import probe, stability
+
+pytest.importorskip("pytest_benchmark")
+
+DTYPES = (torch.float32, torch.float64)
+FORUM_WIDTH = 1000
+FORUM_DEPTH = 100
+FORUM_BATCH = 1000
+
+
+def _run(subject, init, dtype, z, claim=False) -> None:
+    design = stability.suite_design(subject, init, z, claim=claim)
+    torch_init = probe.torch_init(init, *subject.init_arguments(init))
+    dtype_name = str(dtype).replace("torch.", "")
+    measurement = probe.measure_design(
+        design, torch_init, stability.scales(), "cpu", dtype,
+        stability.suite_seed(0, subject, init, "cpu", dtype_name, claim))
+    for scale in range(len(stability.scales())):
+        stability.observe(design, measurement, scale)
+
+
+def _configurations():
+    subjects = stability.subjects()
+    for dtype in DTYPES:
+        for subject in subjects:
+            for init in stability.INITS:
+                yield subject, init, dtype, False
+            if subject.claim:
+                yield subject, stability.CLAIM_INIT, dtype, True
+
+
+def _full_coverage() -> int:
+    # Fresh theory caches: a suite run starts without them.
+    stability.finite_width.cache_clear()
+    z = stability.suite_z(stability.subjects())
+    count = 0
+    for subject, init, dtype, claim in _configurations():
+        _run(subject, init, dtype, z, claim)
+        count += 1
+    return count
+
+
+def test_bench_full_coverage_cpu(benchmark):
+    """Target: every gain x init on CPU (float32 and float64) plus the claims, < 30 s."""
+    count = benchmark.pedantic(_full_coverage, rounds=1, iterations=1)
+    benchmark.extra_info["configurations"] = count
+    benchmark.extra_info["target_s"] = 30
+
+
+def test_bench_one_configuration(benchmark):
+    """One representative configuration: relu (kappa 5, the widest noise), xavier_normal."""
+    subject = next(s for s in stability.subjects() if s.id == "relu")
+    z = stability.suite_z(stability.subjects())
+    stability.suite_design(subject, "xavier_normal", z)  # theory outside the timing
+    benchmark.pedantic(_run, args=(subject, "xavier_normal", torch.float32, z), rounds=5,
+                       iterations=1)
+
+
+def _forum_network(gain: float = 5.0 / 3.0) -> tuple:
+    """The forum's experiment: tanh at 5/3, xavier_normal_, forward and autograd backward."""
+    torch.manual_seed(0)
+    x = torch.randn(FORUM_BATCH, FORUM_WIDTH, requires_grad=True)
+    h = x
+    for _ in range(FORUM_DEPTH):
+        weight = torch.nn.init.xavier_normal_(torch.empty(FORUM_WIDTH, FORUM_WIDTH), gain=gain)
+        h = torch.tanh(h @ weight.t())
+    h.sum().backward()
+    return float(h.detach().std()), float(x.grad.abs().mean())
+
+
+def test_bench_forum_method(benchmark):
+    """Target (theory.md): 6-10 s for one configuration on a 2-core CPU."""
+    benchmark.pedantic(_forum_network, rounds=1, iterations=1)
+    count = sum(1 for _ in _configurations())
+    benchmark.extra_info["configurations"] = count
+    benchmark.extra_info["projected_coverage_s"] = benchmark.stats.stats.mean * count
