@@ -7,8 +7,13 @@
 3. runs the conformance suite with that interpreter; extra arguments go to pytest
    (e.g. --device cuda, --seed 3, --gainkit-json results.json, --junitxml junit.xml).
 
-Exit codes: pytest's (0 all conform, 1 a deviation, ...); 2 usage or target errors;
-the patch tool's own codes when patching fails (nothing is left half-written).
+Exit codes, before the suite runs (one line on stderr, nothing left half-written):
+    2    usage or target error (no such interpreter, no torch there, another gainkit patch
+         running on it, ...)
+    3    patching failed half-way and was rolled back (the patch tool's code)
+    130  interrupted
+then pytest's, unchanged: 0 the torch conforms, 1 a deviation (a conformance test failed),
+2 interrupted, 3 internal error, 4 pytest usage error, 5 no tests collected.
 """
 
 from __future__ import annotations

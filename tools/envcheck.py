@@ -1,9 +1,13 @@
 """Assert that a tox env imports the torch release its name says.
 
-Usage: ``python -m gainkit.tools.envcheck ENV_NAME`` where ENV_NAME holds a factor
-``torchX.Y.Z`` (e.g. ``py38-torch1.7.1``). Exit 0 and one line naming the release when they
-match; exit 2 and one line on stderr when they do not, or when torch cannot be imported.
+Usage: ``python -m gainkit.tools.envcheck ENV_NAME`` (or ``gainkit envcheck ENV_NAME``) where
+ENV_NAME holds a factor ``torchX.Y.Z`` (e.g. ``py38-torch1.7.1``).
 Runs inside old environments too (Python 3.7, torch 1.0).
+
+Exit codes:
+    0    torch imports and is the release the name says; one line names it
+    2    it is another release, torch does not import, or the arguments are wrong;
+         one line on stderr says which
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ def expected_release(env_name: str):
 
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    if args in (["-h"], ["--help"]):
+        print(__doc__.strip())
+        return 0
     if len(args) != 1:
         print("gainkit envcheck: error: expected one argument, the tox env name", file=sys.stderr)
         return 2

@@ -219,7 +219,7 @@ def tree_target(path: str, working_tree: bool = False) -> Target:
 
 
 def python_target(python: str) -> Target:
-    interpreter = Path(python).expanduser()
+    interpreter = Path(os.path.abspath(os.path.expanduser(python)))  # never looked up in PATH
     if interpreter.is_dir():  # a virtual environment
         interpreter = interpreter / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if not interpreter.exists():
@@ -227,8 +227,10 @@ def python_target(python: str) -> Target:
     try:
         found = subprocess.run([str(interpreter), "-c", _FIND_TORCH], capture_output=True,
                                text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise PatchError(f"{interpreter}: cannot run it: {error}") from None
+    except OSError as error:
+        raise PatchError(f"{interpreter}: cannot run it: {error.strerror}") from None
+    except subprocess.TimeoutExpired:
+        raise PatchError(f"{interpreter}: cannot run it: no answer in 300 s") from None
     if found.returncode != 0:
         raise PatchError(f"{interpreter}: cannot run it: {_last_line(found.stderr)}")
     if not found.stdout.strip():
@@ -262,8 +264,9 @@ def _git(args: List[str], cwd: Path, outside_repo: bool = False,
 
 
 def _last_line(text: str) -> str:
+    """git's last complaint, without its "error: " or "fatal: "."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "failed"
+    return re.sub(r"^(error|fatal): ", "", lines[-1].strip()) if lines else "failed"
 
 
 def _explain(stderr: str, root: Path, before: Contents) -> str:
@@ -275,7 +278,6 @@ def _explain(stderr: str, root: Path, before: Contents) -> str:
     if failed:
         return f"{root / failed.group(1)}: hunk at line {failed.group(2)} does not apply"
     message = _last_line(stderr)
-    message = message[len("error: "):] if message.startswith("error: ") else message
     path, colon, cause = message.partition(": ")
     if colon and not os.path.isabs(path) and " " not in path:
         return f"{root / path}: {cause}"
