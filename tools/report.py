@@ -86,7 +86,9 @@ def main(argv: List[str] | None = None) -> int:
         sys.stdout.write(text)
     for verdict in matrix.verdicts:
         if not verdict.conforms:
-            print(f"{PROG}: {verdict.release.name} deviates: {verdict.findings[0]}",
+            findings = verdict.findings
+            more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+            print(f"{PROG}: {verdict.release.name} deviates: {findings[0]}{more}",
                   file=sys.stderr)
     return EXIT_CONFORMS if matrix.conforms else EXIT_DEVIATES
 

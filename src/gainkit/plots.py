@@ -70,8 +70,12 @@ def matrix_heatmap(matrix: reporting.Matrix, path: str) -> str:
     for i, row in enumerate(rows):
         for j, verdict in enumerate(verdicts):
             cell = verdict.cells[row]
-            text = reporting.number(cell.value, 5) if cell.value is not None else ""
-            text += "*" if cell.patched else ""
+            if cell.value is not None:
+                text = reporting.number(cell.value, 5) + ("*" if cell.patched else "")
+            elif cell.status in (reporting.MISSING, reporting.NOT_RUN):
+                text = cell.status
+            else:  # a reference gain: no calculate_gain value, show what was measured
+                text = "χ₁ " + cell.figures["chi_1"] if "chi_1" in cell.figures else ""
             axes.text(j, i, text, ha="center", va="center", fontsize=7,
                       color="white" if cell.status in (reporting.PASS, reporting.DEVIATES)
                       else "black")
@@ -82,8 +86,8 @@ def matrix_heatmap(matrix: reporting.Matrix, path: str) -> str:
     axes.set_yticklabels(rows, fontsize=8)
     axes.set_xlabel("torch release (results file)")
     axes.set_ylabel("gain (data/gains.toml id)")
-    axes.set_title("calculate_gain across releases (cell text: returned value, "
-                   "* = patched)", fontsize=9)
+    axes.set_title("calculate_gain across releases (cell text: returned value, * = patched "
+                   "in; references: measured χ₁)", fontsize=9)
     present = sorted({v.cells[r].status for v in verdicts for r in rows}, key=order.index)
     axes.legend(handles=[Patch(color=STATUS_COLOURS[s], label=s) for s in present],
                 loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="verdict",

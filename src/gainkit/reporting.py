@@ -28,6 +28,7 @@ DEVIATES = "deviates"
 NOT_RUN = "not run"  # a gain of the data file without a value record
 NO_DATA = "no data"  # a reference gain nobody measured (not a deviation)
 STATUS_ORDER = (MISSING, DEVIATES, NOT_RUN, PASS, NO_DATA)
+FINDINGS_SHOWN = 5  # per row and release in the report; the rest are counted
 # Record kinds whose verdict field is mandatory.
 JUDGED_KINDS = ("value", "init", "stability")
 
@@ -129,7 +130,7 @@ def number(value, digits: int = 6) -> str:
 
 def _setup(record: dict) -> str:
     """Where a record was measured, for messages: init, mode, layer, device, dtype."""
-    parts = [str(record[key]) for key in ("init", "mode", "layer", "device", "dtype")
+    parts = [str(record[key]) for key in ("check", "init", "mode", "layer", "device", "dtype")
              if record.get(key) not in (None, "")]
     return " ".join(parts)
 
@@ -147,7 +148,8 @@ class Cell:
     patched: bool = False  # the release predates the gain, which the patch added
 
     def worsen(self, status: str, finding: str) -> None:
-        self.findings.append(finding)
+        # A missing gain explains the failures that follow from it: it goes first.
+        self.findings.insert(0 if status == MISSING else len(self.findings), finding)
         if STATUS_ORDER.index(status) < STATUS_ORDER.index(self.status):
             self.status = status
 
@@ -242,12 +244,19 @@ class ReleaseVerdict:
     unattributed: List[str]  # findings that belong to no gain
     outcome_counts: Dict[str, int]
 
+    def findings_by_row(self) -> List[tuple]:
+        """(row id, its findings) for rows that deviate, worst status first; then
+        (None, failures that belong to no row)."""
+        rows = [(name, cell) for name, cell in list(self.cells.items()) + list(self.other.items())
+                if cell.findings]
+        rows.sort(key=lambda item: STATUS_ORDER.index(item[1].status))
+        grouped = [(name, list(cell.findings)) for name, cell in rows]
+        return grouped + ([(None, list(self.unattributed))] if self.unattributed else [])
+
     @property
     def findings(self) -> List[str]:
-        found = []
-        for name, cell in list(self.cells.items()) + list(self.other.items()):
-            found += [f"{name}: {text}" for text in cell.findings]
-        return found + self.unattributed
+        return [text if name is None else f"{name}: {text}"
+                for name, texts in self.findings_by_row() for text in texts]
 
     @property
     def conforms(self) -> bool:
@@ -511,7 +520,12 @@ def markdown(matrix: Matrix, plots: Dict[str, str] | None = None) -> str:
         if verdict.conforms:
             continue
         lines += [f"### {verdict.release.name} (torch {verdict.release.version})", ""]
-        lines += [f"- {text}" for text in verdict.findings] + [""]
+        for name, texts in verdict.findings_by_row():
+            prefix = "" if name is None else f"{name}: "
+            lines += [f"- {prefix}{text}" for text in texts[:FINDINGS_SHOWN]]
+            if len(texts) > FINDINGS_SHOWN:
+                lines.append(f"- {prefix}… and {len(texts) - FINDINGS_SHOWN} more")
+        lines.append("")
     if matrix.conforms:
         lines += ["None: every record passed and every gain returned its documented value.", ""]
     lines += ["## Gains", ""]
