@@ -176,6 +176,27 @@ def test_kinks_and_homogeneity(resolved, spec, kinks, homogeneous):
     assert act.homogeneous is homogeneous
 
 
+@pytest.mark.parametrize("spec, jumps", [
+    ("hardshrink", (-0.5, 0.5)),
+    ("threshold:0.3,-0.2", (0.3,)),
+    ("softshrink", ()),
+    ("relu", ()),
+])
+def test_jumps_of_phi(resolved, spec, jumps):
+    assert resolved(spec).jumps == pytest.approx(jumps, abs=1e-12)
+
+
+def test_forward_slope_includes_the_jumps_of_phi(resolved):
+    # V(q) = g^2 E[u^2; |u| > l]: at q = 1 and g = g_f, dV/dq = 1 + g^2 l^3 pdf(l), the last
+    # term from the edges of the dead zone moving with q (Stein's lemma alone gives 1).
+    lambd = 0.5
+    row = at(gains.analyse(resolved("hardshrink"), ["forward"], 1.0, True), "forward")
+    pdf = math.exp(-0.5 * lambd**2) / math.sqrt(2.0 * math.pi)
+    assert row["slope"] == pytest.approx(1.0 + row["gain"] ** 2 * lambd**3 * pdf, rel=1e-6)
+    assert row["xi_q"] == pytest.approx(-1.0 / math.log(row["slope"]), rel=1e-5)
+    assert not row["stable"]
+
+
 @pytest.mark.parametrize("spec, definition, gain_args", [
     ("leaky_relu:0.2", "torch.nn.functional.leaky_relu(x, 0.2)", ("leaky_relu", 0.2)),
     ("F.leaky_relu:negative_slope=0.3", "torch.nn.functional.leaky_relu(x, negative_slope=0.3)",

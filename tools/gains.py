@@ -122,41 +122,63 @@ def gain_definitions(act: theory.Activation) -> dict:
     }
 
 
-def _behaviour(act: theory.Activation, gain: float, source: str, q0: float) -> dict:
+def _behaviour(act: acts.TorchActivation, gain: float, source: str, q0: float) -> dict:
     row = {"gain": gain, "source": source}
-    if not act.homogeneous and _repelling_start(act, gain, q0):
-        row.update(_at_repelling_fixed_point(act, gain, q0))
+    model = act.theory
+
+    def slope_at(q):
+        return _length_map_slope(act, gain, q)
+
+    if not model.homogeneous and _is_fixed_point(model, gain, q0) and slope_at(q0) > 1.0:
+        # The forward gain of gelu, silu, mish, hardswish makes q = 1 a repelling fixed
+        # point; theory.fixed_point leaves it to 0 or inf by the sign of a rounding error.
+        row.update(_at_fixed_point(model, gain, q0, slope_at(q0)))
         return row
-    field = theory.analyse(act, gain, q0)
+    field = theory.analyse(model, gain, q0)
     if math.isinf(field.q_star):
         row["no_fixed_point"] = "q -> inf: the signal blows up"
         return row
     row.update((key, getattr(field, key)) for key in MEAN_FIELD_KEYS)
-    row["stable"] = field.slope <= 1.0
+    if act.jumps and field.q_star > 0.0:
+        row["slope"] = slope_at(field.q_star)
+        row["xi_q"] = _forward_depth_scale(row["slope"])
+    row["stable"] = row["slope"] <= 1.0
     return row
 
 
 MEAN_FIELD_KEYS = ("q_star", "post_rms", "chi_1", "slope", "xi_q", "xi_grad", "depth_10x",
                    "regime", "kappa_forward", "kappa_backward")
 _SAME_Q = 1e-12  # V(q0) / q0 - 1 below this: q0 is a fixed point to rounding
+_STEP = 1e-3  # relative step in q of the central difference of V (error ~1e-7)
 
 
-def _repelling_start(act, gain, q0) -> bool:
-    # The forward gain of gelu, silu, mish, hardswish makes q = 1 a repelling fixed point;
-    # theory.fixed_point then leaves it to 0 or inf by the sign of a rounding error.
-    return (abs(theory.length_map(act, gain, q0) / q0 - 1.0) < _SAME_Q
-            and theory.length_map_slope(act, gain, q0) > 1.0)
+def _is_fixed_point(model, gain, q) -> bool:
+    return abs(theory.length_map(model, gain, q) / q - 1.0) < _SAME_Q
 
 
-def _at_repelling_fixed_point(act, gain, q0) -> dict:
-    """theory.analyse's quantities at q* = q0, a repelling fixed point."""
+def _length_map_slope(act: acts.TorchActivation, gain: float, q: float) -> float:
+    """dV/dq. theory's Stein form E[phi phi' u] misses the delta that a jump of phi puts in
+    phi' (hardshrink, threshold): there, a central difference of the length map."""
+    if not act.jumps:
+        return theory.length_map_slope(act.theory, gain, q)
+    above, below = (theory.length_map(act.theory, gain, q * (1.0 + side * _STEP))
+                    for side in (1.0, -1.0))
+    return (above - below) / (2.0 * _STEP * q)
+
+
+def _forward_depth_scale(slope: float) -> float:
+    # as theory.analyse: negative when q* repels
+    return theory.depth_scale(slope) * (-1.0 if slope > 1.0 + theory.CRITICAL_TOLERANCE else 1.0)
+
+
+def _at_fixed_point(act, gain, q0, slope) -> dict:
+    """theory.analyse's quantities at q* = q0 (a repelling fixed point)."""
     chi_1 = theory.chi(act, gain, q0)
-    slope = theory.length_map_slope(act, gain, q0)
     return {"q_star": q0, "post_rms": math.sqrt(q0) / gain, "chi_1": chi_1, "slope": slope,
-            "xi_q": -theory.depth_scale(slope), "xi_grad": theory.depth_scale(chi_1),
+            "xi_q": _forward_depth_scale(slope), "xi_grad": theory.depth_scale(chi_1),
             "depth_10x": math.log(10.0) * theory.depth_scale(chi_1),
             "regime": theory.regime(chi_1), "kappa_forward": theory.kappa_forward(act, q0),
-            "kappa_backward": theory.kappa_backward(act, q0), "stable": False}
+            "kappa_backward": theory.kappa_backward(act, q0), "stable": slope <= 1.0}
 
 
 def analyse(act: acts.TorchActivation, gains: list, q0: float, strict: bool) -> dict:
@@ -175,14 +197,23 @@ def analyse(act: acts.TorchActivation, gains: list, q0: float, strict: bool) -> 
             targets.append((definitions[gain], gain))
         else:
             targets.append((gain, "given"))
-    rows = [_behaviour(act.theory, gain, source, q0) for gain, source in targets]
+    rows = []
+    for gain, source in targets:
+        try:
+            rows.append(_behaviour(act, gain, source, q0))
+        except ArithmeticError as error:  # theory: hardshrink's dead signal has E[phi^2] = 0
+            rows.append({"gain": gain, "source": source,
+                         "error": f"{type(error).__name__}: {error}"})
     for row in rows:
         if strict and row["source"] != "pytorch" and "no_fixed_point" in row:
             raise InputError(f"{act.name} has no fixed point at gain {row['gain']:.7g} "
                              f"({row['source']}): {row['no_fixed_point']}")
+        if strict and "error" in row:
+            raise InputError(f"theory cannot analyse {act.name} at gain {row['gain']:.7g}: "
+                             f"{row['error']}")
     return {
         "name": act.name, "definition": act.definition, "formula": act.formula,
-        "kinks": list(act.kinks), "homogeneous": act.homogeneous,
+        "kinks": list(act.kinks), "jumps": list(act.jumps), "homogeneous": act.homogeneous,
         "gains": definitions, "pytorch_gain": pytorch, "pytorch_note": pytorch_note,
         "q0": q0, "at": rows,
     }
@@ -219,7 +250,12 @@ def collect(args) -> dict:
         except acts.ActivationError as error:  # met only during the analysis (far out)
             raise InputError(f"{spec}: {error}") from None
         if args.verify:
-            result["verify"] = verify(act, result["at"], args.q0)
+            try:
+                result["verify"] = verify(act, result["at"], args.q0)
+            except InputError as error:
+                if strict:
+                    raise
+                result["not_verified"] = str(error)
         results.append(result)
     return {"torch": acts.torch.__version__, "command": " ".join([PROG] + args.argv),
             "activations": results, "skipped": skipped}
@@ -254,7 +290,8 @@ def verify(act: acts.TorchActivation, rows: list, q0: float) -> list:
     last[-1] = 1.0
     checks, done = [], set()
     for row in rows:
-        if "no_fixed_point" in row or row["gain"] in done:  # PyTorch's gain may be g_f
+        # PyTorch's gain may also be g_f: measure it once
+        if "no_fixed_point" in row or "error" in row or row["gain"] in done:
             continue
         gain = row["gain"]
         done.add(gain)
@@ -312,9 +349,10 @@ def behaviour_rows(report: dict) -> List[List[str]]:
     rows = []
     for item in report["activations"]:
         for row in item["at"]:
-            if "no_fixed_point" in row:
-                rows.append([item["name"], _number(row["gain"]), row["source"], "inf",
-                             "-", "-", "-", "-", "no fixed point"])
+            if "no_fixed_point" in row or "error" in row:
+                rows.append([item["name"], _number(row["gain"]), row["source"]]
+                            + ["inf" if "no_fixed_point" in row else "-"] + ["-"] * 4
+                            + ["no fixed point" if "no_fixed_point" in row else "failed"])
                 continue
             rows.append([item["name"], _number(row["gain"]), row["source"]]
                         + [_number(row[key]) for key in ("q_star", "chi_1", "xi_q",
@@ -351,8 +389,13 @@ def _verify_caption(report: dict) -> str:
 
 
 def notes(report: dict) -> List[str]:
-    return [f"{item['name']}: no critical gain: {item['gains']['critical_reason']}"
-            for item in report["activations"] if item["gains"]["critical"] is None]
+    found = [f"{item['name']}: no critical gain: {item['gains']['critical_reason']}"
+             for item in report["activations"] if item["gains"]["critical"] is None]
+    unverified = [item["name"] for item in report["activations"] if "not_verified" in item]
+    if unverified:
+        found.append("not measured (gainkit.probe implements only some activations): "
+                     + ", ".join(unverified))
+    return found
 
 
 def _aligned(header: List[str], rows: List[List[str]]) -> List[str]:
@@ -362,8 +405,23 @@ def _aligned(header: List[str], rows: List[List[str]]) -> List[str]:
 
 
 def _markdown_table(header: List[str], rows: List[List[str]]) -> List[str]:
-    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            + ["| " + " | ".join(row) + " |" for row in rows])
+    def line(cells):
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+    return [line(header), "|" + "---|" * len(header)] + [line(row) for row in rows]
+
+
+MARKDOWN_LEGEND = [
+    "Square bias-free layers with W ~ N(0, g^2 / N), in the mean-field limit; z ~ N(0, 1).",
+    "",
+    "- g_f = 1 / sqrt(E[phi(z)^2]): forward-preserving, the fixed point q* = 1.",
+    "- g_b = 1 / sqrt(E[phi'(z)^2]): backward-preserving at q = 1.",
+    "- g_c = 1 / sqrt(Var[phi(z)]): centred (the NFNet gamma).",
+    "- critical: chi_1 = 1 at the fixed point (edge of chaos); none when chi_1 jumps over 1.",
+    "- PyTorch: `torch.nn.init.calculate_gain` of this torch (- where it has no entry).",
+    "- q*: fixed point of the pre-activation second moment from q0; chi_1: factor per layer",
+    "  of the mean squared gradient; xi_q: layers per e-fold of q - q* (negative: q* repels);",
+    "  xi_grad = 1 / |ln chi_1|; 10x depth: layers for a 10x change of the squared gradient.",
+]
 
 
 def render_table(report: dict) -> str:
@@ -378,8 +436,9 @@ def render_table(report: dict) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    lines = [f"Generated by `{report['command']}` on torch {report['torch']}.", "",
-             "## Gains", ""]
+    lines = ["# Gains of torch activations", "",
+             f"Generated by `{report['command']}` on torch {report['torch']}.", ""]
+    lines += MARKDOWN_LEGEND + ["", "## Gains", ""]
     rows = [[row[0], item["formula"] or item["definition"]] + row[1:]
             for row, item in zip(gain_rows(report), report["activations"])]
     lines += _markdown_table(GAIN_HEADER[:1] + ["phi(x)"] + GAIN_HEADER[1:], rows)

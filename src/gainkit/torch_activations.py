@@ -85,7 +85,8 @@ class TorchActivation:
     function: Callable[[torch.Tensor], torch.Tensor]
     definition: str  # the call it makes, e.g. torch.nn.functional.elu(x, alpha=0.5)
     formula: str  # its formula where known, else ""
-    kinks: Tuple[float, ...]
+    kinks: Tuple[float, ...]  # where phi or phi' jumps
+    jumps: Tuple[float, ...]  # where phi itself jumps (hardshrink, threshold)
     homogeneous: bool
     gain_args: tuple | None  # calculate_gain's arguments for it; None: not a gain name
     theory: theory.Activation = field(repr=False, compare=False)
@@ -312,12 +313,13 @@ def _shortest_in(low: float, high: float) -> float:
     return float(middle)
 
 
-def find_kinks(function, x, phi, dphi, label: str) -> Tuple[float, ...]:
-    """Points where phi or autograd's phi' jumps: candidate grid intervals are bisected
-    towards the larger change; a jump that survives down to adjacent floats is a kink."""
+def find_kinks(function, x, phi, dphi, label: str) -> Tuple[Tuple[float, ...], ...]:
+    """``(kinks, jumps)``: points where phi or autograd's phi' jumps, and those where phi
+    itself does. Candidate grid intervals are bisected towards the larger change; a jump that
+    survives down to adjacent floats is a kink."""
     candidates = np.union1d(_jump_candidates(x, phi), _jump_candidates(x, dphi))
     if candidates.size == 0:
-        return ()
+        return (), ()
     low, high = x[candidates].copy(), x[candidates + 1].copy()
     low_values = np.stack([phi[candidates], dphi[candidates]])
     high_values = np.stack([phi[candidates + 1], dphi[candidates + 1]])
@@ -334,8 +336,11 @@ def find_kinks(function, x, phi, dphi, label: str) -> Tuple[float, ...]:
         high_values = np.where(go_left, middle_values, high_values)
         low_values = np.where(go_left, low_values, middle_values)
     scale = 1.0 + np.abs(low_values) + np.abs(high_values)
-    jumps = np.any(np.abs(high_values - low_values) > _JUMP * scale, axis=0)
-    return tuple(sorted({_shortest_in(a, b) for a, b in zip(low[jumps], high[jumps])}))
+    jumped = np.abs(high_values - low_values) > _JUMP * scale
+
+    def points(where):
+        return tuple(sorted({_shortest_in(a, b) for a, b in zip(low[where], high[where])}))
+    return points(np.any(jumped, axis=0)), points(jumped[0])
 
 
 # --- tabulation ---------------------------------------------------------------------------
@@ -498,12 +503,12 @@ def resolve(spec: str) -> TorchActivation:
     if not np.all(finite):  # overflow far out: tabulate where finite, torch beyond
         x = x[_finite_span(finite)]
         phi, dphi = _values(function, x, definition)
-    kinks = find_kinks(function, x, phi, dphi, definition)
+    kinks, jumps = find_kinks(function, x, phi, dphi, definition)
     homogeneous = is_homogeneous(function, definition)
     phi_table, dphi_table = _tabulate(function, kinks, definition)
     act = theory.Activation.from_callables(spec, phi_table, dphi_table, kinks, homogeneous)
     return TorchActivation(spec, function, definition, FORMULAS.get(formula_key, ""), kinks,
-                           homogeneous, gain_args, act)
+                           jumps, homogeneous, gain_args, act)
 
 
 def _finite_span(finite: np.ndarray) -> slice:
