@@ -283,38 +283,42 @@ def verify(act: acts.TorchActivation, rows: list, q0: float) -> list:
     finite-width expectation of the log-mean with its band exp(+-3 sd) from the suite's noise
     model (gainkit.stability).
     """
+    name, slope = _probe_activation(act)
+    measured = {}  # PyTorch's gain may also be g_f (to rounding): measure it once
+    checks = []
+    for row in rows:
+        if "no_fixed_point" in row or "error" in row:
+            continue
+        key = round(row["gain"], 12)
+        if key not in measured:
+            measured[key] = _measure(act, name, slope, row["gain"], q0)
+        checks.append(dict(measured[key], gain=row["gain"], source=row["source"]))
+    return checks
+
+
+def _measure(act: acts.TorchActivation, name: str, slope, gain: float, q0: float) -> dict:
     from gainkit import probe, stability
 
-    name, slope = _probe_activation(act)
     last = np.zeros(VERIFY_DEPTH + 1)
     last[-1] = 1.0
-    checks, done = [], set()
-    for row in rows:
-        # PyTorch's gain may also be g_f: measure it once
-        if "no_fixed_point" in row or "error" in row or row["gain"] in done:
-            continue
-        gain = row["gain"]
-        done.add(gain)
-        init = probe.torch_init("xavier_normal", name, slope, gain=gain)
-        measured = probe.measure(name, init, VERIFY_WIDTH, VERIFY_DEPTH, VERIFY_DRAWS,
-                                 slope=slope, q0=(q0,))
-        q, chi = theory.profile(act.theory, gain, q0, VERIFY_DEPTH)
-        model = stability.finite_width(name, slope, gain, q0, VERIFY_DEPTH, VERIFY_WIDTH)
-        check = {"gain": gain, "source": row["source"], "width": VERIFY_WIDTH,
-                 "depth": VERIFY_DEPTH, "draws": VERIFY_DRAWS}
-        for key, values, mean_field, statistic in (
-                ("q_out", measured.q[0, :, 0, -1], q[-1], model.statistic(q=last)),
-                ("grad_growth", measured.grad[0, :, 0, 0] / measured.grad[0, :, 0, -1],
-                 np.prod(chi[:-1]), model.statistic(ratio=1.0 - last))):
-            with np.errstate(divide="ignore"):
-                found = float(np.mean(np.log(values)))
-            centre, variance = statistic
-            half_width = _BAND_SIGMAS * math.sqrt(variance / VERIFY_DRAWS)
-            check[key] = {"measured": math.exp(found), "mean_field": float(mean_field),
-                          "predicted": math.exp(centre), "band": math.exp(half_width),
-                          "within": bool(abs(found - centre) <= half_width)}
-        checks.append(check)
-    return checks
+    init = probe.torch_init("xavier_normal", name, slope, gain=gain)
+    measured = probe.measure(name, init, VERIFY_WIDTH, VERIFY_DEPTH, VERIFY_DRAWS,
+                             slope=slope, q0=(q0,))
+    q, chi = theory.profile(act.theory, gain, q0, VERIFY_DEPTH)
+    model = stability.finite_width(name, slope, gain, q0, VERIFY_DEPTH, VERIFY_WIDTH)
+    check = {"width": VERIFY_WIDTH, "depth": VERIFY_DEPTH, "draws": VERIFY_DRAWS}
+    for key, values, mean_field, statistic in (
+            ("q_out", measured.q[0, :, 0, -1], q[-1], model.statistic(q=last)),
+            ("grad_growth", measured.grad[0, :, 0, 0] / measured.grad[0, :, 0, -1],
+             np.prod(chi[:-1]), model.statistic(ratio=1.0 - last))):
+        with np.errstate(divide="ignore"):
+            found = float(np.mean(np.log(values)))
+        centre, variance = statistic
+        half_width = _BAND_SIGMAS * math.sqrt(variance / VERIFY_DRAWS)
+        check[key] = {"measured": math.exp(found), "mean_field": float(mean_field),
+                      "predicted": math.exp(centre), "band": math.exp(half_width),
+                      "within": bool(abs(found - centre) <= half_width)}
+    return check
 
 
 # --- output -------------------------------------------------------------------------------
