@@ -114,6 +114,19 @@ def test_pytorch_gains_are_those_of_the_installed_torch(resolved):
     assert gains.analyse(resolved("gelu"), [], 1.0, True)["pytorch_gain"] is None
 
 
+def test_pytorch_gain_missing_from_this_torch_is_explained(resolved):
+    try:
+        expected = torch.nn.init.calculate_gain("selu")  # 1.8+
+    except ValueError:
+        expected = None
+    value, note = acts.pytorch_gain(resolved("selu"))
+    assert value == expected
+    if expected is None:
+        assert note.startswith(f"calculate_gain('selu') raises in torch {torch.__version__}: ")
+    else:
+        assert note == "calculate_gain('selu')"
+
+
 # --- exactness: the torch path against theory's numpy built-ins -------------------------------
 
 TORCH_TWINS = ["relu", "leaky_relu", "sigmoid", "tanh", "selu", "elu", "gelu", "silu",

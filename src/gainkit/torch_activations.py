@@ -228,7 +228,8 @@ def check_elementwise(function, label: str) -> None:
     """Raise ActivationError unless ``function`` maps each element to a deterministic value
     that depends on that element alone: same shape, permuting the inputs permutes the outputs,
     and a slice of the input gives the slice of the output."""
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator()
+    generator.manual_seed(0)
     x = 3.0 * torch.randn(_PROBE_SHAPE, generator=generator, dtype=torch.float64)
     y = _call(function, x, label)
     if y.shape != x.shape:
@@ -524,11 +525,12 @@ def pytorch_gain(act: TorchActivation) -> Tuple[float | None, str]:
     """The installed torch's ``calculate_gain`` for this activation, or None and why."""
     if act.gain_args is None:
         return None, "calculate_gain has no entry for it"
+    call = "calculate_gain({})".format(", ".join(map(repr, act.gain_args)))
     try:
         value = float(torch.nn.init.calculate_gain(*act.gain_args))
     except ValueError as error:
-        return None, f"calculate_gain{act.gain_args} raises in torch {torch.__version__}: {error}"
-    return value, f"calculate_gain{act.gain_args}"
+        return None, f"{call} raises in torch {torch.__version__}: {error}"
+    return value, call
 
 
 def functional_activations() -> Tuple[List[str], Dict[str, str]]:
