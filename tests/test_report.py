@@ -125,7 +125,7 @@ def test_merged_report_has_every_release_as_a_column_in_version_order(capsys, ma
      "returns 1.4142135623730951 (int)"),
     (lambda r: value_record(r, "sigmoid").update(verdict="fail"), "value verdict 'fail'"),
     (lambda r: stability_record(r, "tanh").update(verdict="fail"),
-     "tanh: stability verdict 'fail' (xavier_normal cpu float32)"),
+     "tanh: stability verdict 'fail' ("),
 ], ids=["wrong-value-marked-pass", "wrong-type", "failed-verdict", "failed-stability"])
 def test_one_deviating_release_makes_the_report_fail(capsys, matrix_dir, real_results, inject,
                                                      expected):
@@ -146,11 +146,24 @@ def test_a_gain_missing_after_patching_is_reported_as_missing(capsys, matrix_dir
     unpatched = as_release(real_results, "1.7.1")
     value_record(unpatched, "selu").update(measured=None, measured_type="NoneType",
                                            verdict="missing")
+    # what a missing gain drags along: every test of it fails
+    unpatched["outcomes"] += [
+        {"nodeid": f"conformance/test_init_functions.py::test_kaiming_variance[normal-{mode}-"
+                   f"selu-linear-700to300-cpu-{dtype}]", "when": "call", "outcome": "failed"}
+        for mode in ("fan_in", "fan_out") for dtype in ("float32", "float64")] * 2
     write(matrix_dir, "py38-torch1.7.1", unpatched)
-    code, out, _ = run_report(capsys, matrix_dir)
+    code, out, err = run_report(capsys, matrix_dir)
     assert code == 1
     assert table_row(out, "selu")[1].startswith("⛔ missing")
-    assert "calculate_gain('selu') does not exist in torch 1.7.1 (added in 1.8.0" in out
+    missing = "selu: calculate_gain('selu') does not exist in torch 1.7.1 (added in 1.8.0"
+    assert err.startswith(f"gainkit report: py38-torch1.7.1 deviates: {missing}")
+    assert err.rstrip().endswith("(and 8 more)")
+    section = out.split("### py38-torch1.7.1 (torch 1.7.1)")[1].split("## Gains")[0]
+    listed = section.strip().splitlines()
+    assert listed[0].startswith(f"- {missing}")
+    assert listed[1:5] == ["- selu: test failed: " + o["nodeid"] + " (call)"
+                           for o in unpatched["outcomes"][-8:-4]]
+    assert listed[5:] == ["- selu: … and 4 more"]
 
 
 def test_a_gain_without_any_value_record_is_not_taken_as_conforming(capsys, tmp_path,
@@ -199,12 +212,16 @@ def test_unknown_record_kinds_are_shown_and_their_verdicts_count(capsys, tmp_pat
     assert "orthogonal: future-check verdict 'fail'" in out
 
 
-def test_attribute_prefers_the_longest_gain_id():
+def test_attribute_takes_the_earliest_then_longest_gain_id():
     ids = [case.id for case in GAINS]
     assert reporting.attribute("t.py::test[leaky_relu-5-cpu]", ids) == "leaky_relu-5"
     assert reporting.attribute("t.py::test[float-leaky_relu]", ids) == "leaky_relu"
     assert reporting.attribute("t.py::test[float-selu]", ids) == "selu"
+    assert reporting.attribute("t.py::test[normal-fan_in-selu-linear-700to300-cpu]", ids) == "selu"
+    assert reporting.attribute("t.py::test[cpu-conv3d-conv2d-32to64-k3]", ids) == "conv3d"
+    assert reporting.attribute("t.py::test[float32-leaky_relu-5-linear-700]", ids) == "leaky_relu-5"
     assert reporting.attribute("t.py::test_plain", ids) is None
+    assert reporting.attribute("t.py::test[leaky]", ids) is None
 
 
 def _not_results(folder: Path) -> Path:

@@ -225,11 +225,18 @@ def _param_id(nodeid: str) -> str:
 
 
 def attribute(nodeid: str, ids: Sequence[str]) -> str | None:
-    """The gain a test id's parameters name (longest id first: leaky_relu-0.2 before leaky_relu)."""
-    padded = "-" + _param_id(nodeid) + "-"
-    for gain_id in sorted(ids, key=len, reverse=True):
-        if "-" + gain_id + "-" in padded:
-            return gain_id
+    """The gain a test id's parameters name, or None.
+
+    Parameter ids hold other ids too (layers such as ``linear-700to300``), so the earliest
+    gain id wins, and at one position the longest (``leaky_relu-0.2`` before ``leaky_relu``):
+    the suite's tests list the gain before the layer.
+    """
+    tokens = _param_id(nodeid).split("-")
+    candidates = sorted((gain_id.split("-") for gain_id in ids), key=len, reverse=True)
+    for start in range(len(tokens)):
+        for candidate in candidates:
+            if tokens[start:start + len(candidate)] == candidate:
+                return "-".join(candidate)
     return None
 
 
@@ -290,6 +297,9 @@ def judge(release: Release, gains=GAINS, references=REFERENCES) -> ReleaseVerdic
         if "value" not in cells[case.id].figures:
             cells[case.id].worsen(NOT_RUN, "no value record: calculate_gain("
                                   f"{case.nonlinearity!r}) was not tested")
+    # A record that names its test (a "nodeid" field) ties that test's failure to its gain.
+    recorded = {str(r["nodeid"]): str(r["case_id"]) for r in release.records
+                if r.get("nodeid") and str(r["case_id"]) in cells}
     counts: Dict[str, int] = {}
     failed, unattributed = [], []
     for outcome in release.outcomes:
@@ -298,7 +308,7 @@ def judge(release: Release, gains=GAINS, references=REFERENCES) -> ReleaseVerdic
             continue
         text = "test failed: {} ({})".format(outcome["nodeid"], outcome.get("when", "call"))
         failed.append(outcome["nodeid"])
-        owner = attribute(outcome["nodeid"], list(known))
+        owner = recorded.get(outcome["nodeid"]) or attribute(outcome["nodeid"], list(known))
         if owner is None:
             unattributed.append(text)
         else:
