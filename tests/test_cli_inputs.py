@@ -20,7 +20,7 @@ from gainkit import patchkit
 from gainkit.tools import cli
 
 RELEASE = "1.7.1"
-TOOLS = ("patch", "gains", "report", "check", "envcheck")
+TOOLS = ("patch", "gains", "report", "check", "envcheck", "mutate")
 
 
 def gainkit(*args: str, cwd: Path = None) -> subprocess.CompletedProcess:
@@ -272,6 +272,17 @@ OTHER_CASES = {
         (["py38"], 2, r"gainkit envcheck: error: py38: no torchX\.Y\.Z factor in the env name"),
         (["py38-torch0.0.1"], 2, r"gainkit envcheck: error: py38-torch0\.0\.1: imports torch "
                                  r"\S+ from \S+, not 0\.0\.1"),
+    ],
+    "mutate": [
+        (["--frobnicate"], 2, r"gainkit mutate: error: unrecognized arguments: --frobnicate"),
+        (["--mutants"], 2, r"gainkit mutate: error: argument --mutants: expected one argument"),
+        (["--mutants", "no_such_mutant"], 2, r"gainkit mutate: error: argument --mutants: "
+                                             r"unknown mutant no_such_mutant.*"),
+        (["--seeds", "banana"], 2, r"gainkit mutate: error: argument --seeds: .*"),
+        (["--seeds", "-1"], 2, r"gainkit mutate: error: argument --seeds: .*"),
+        (["--jobs", "0"], 2, r"gainkit mutate: error: argument --jobs: .*"),
+        (["--json", "{tmp}/nowhere/results.json"], 2, r"gainkit mutate: error: --json "
+                                                       r"{tmp}/nowhere/results\.json: .*"),
     ],
 }
 

@@ -359,6 +359,20 @@ def test_a_full_disk_is_refused_before_writing(small_disk, make_tree, run_cli, d
     assert digest(tree) == original and leftovers(tree) == []
 
 
+def test_a_disk_too_full_for_the_backups_is_refused_before_writing(small_disk, make_tree,
+                                                                   run_cli, digest):
+    tree = make_tree(RELEASE, where=small_disk / "pytorch")
+    original = digest(tree)
+    fill(small_disk)
+    filler = small_disk / "filler"
+    os.truncate(str(filler), filler.stat().st_size - 4 * 4096)  # room for the journal only
+    line = one_error(run_cli("apply", "--tree", str(tree)), 2)
+    assert re.fullmatch(re.escape(f"gainkit patch: error: {tree}/{patchjournal.JOURNAL_PREFIX}")
+                        + r"\S+: cannot keep a copy of the files to replace: No space left on "
+                        r"device", line), line
+    assert digest(tree) == original and leftovers(tree) == []
+
+
 def _chattr(flag, path):
     try:
         subprocess.run(["chattr", flag, str(path)], check=True, capture_output=True)

@@ -412,7 +412,11 @@ def _write_files(plan: Plan, changes: Contents, held: journal.HeldInterrupt, com
     try:
         held.checkpoint("prepared")
         _check_writable(root, list(changes))
-        record.back_up(root)
+        try:
+            record.back_up(root)
+        except OSError as error:
+            raise PatchError(f"{record.directory}: cannot keep a copy of the files to replace: "
+                             f"{error.strerror}") from None
         held.checkpoint("journal")
         for number, (rel, data) in enumerate(changes.items(), 1):
             _replace(root / rel, data)
