@@ -164,7 +164,7 @@ def _check_value(record: dict, case, cell: Cell, release: Release) -> None:
     call = "calculate_gain({!r}{})".format(
         case.nonlinearity, f", {case.param!r}" if case.has_param else "")
     if measured is None or record.get("verdict") == MISSING:
-        cell.figures["value"] = "missing"
+        cell.figures["value"] = "raises ValueError"
         cell.worsen(MISSING, f"{call} does not exist in torch {release.version}"
                     + (f" (added in {case.since}; the patch was not applied)"
                        if version_tuple(release.version) < case.since_tuple else ""))
