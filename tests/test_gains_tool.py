@@ -111,7 +111,7 @@ def test_pytorch_gains_are_those_of_the_installed_torch(resolved):
     assert report["pytorch_gain"] == init.calculate_gain("leaky_relu", 0.2)
     assert at(report, "pytorch")["regime"] == "critical"
     assert gains.analyse(resolved("tanh"), [], 1.0, True)["pytorch_gain"] == 5 / 3
-    assert gains.analyse(resolved("gelu"), [], 1.0, True)["pytorch_gain"] is None
+    assert gains.analyse(resolved("elu"), [], 1.0, True)["pytorch_gain"] is None
 
 
 def test_pytorch_gain_missing_from_this_torch_is_explained(resolved):
@@ -230,6 +230,7 @@ def test_parameters_reach_the_function(resolved):
     assert resolved("Softplus:beta=2").theory.phi(0.0) == pytest.approx(math.log(2.0) / 2.0)
 
 
+@pytest.mark.skipif(not hasattr(torch.nn, "Identity"), reason="torch.nn.Identity is from 1.1")
 def test_identity_module_is_linear(resolved):
     act = resolved("Identity")
     assert (act.homogeneous, act.gain_args) == (True, ("linear",))
@@ -252,7 +253,7 @@ def test_parse_params(text, args, kwargs):
     (lambda x: torch.nn.functional.softmax(x, dim=-1), "permuting the inputs"),
     (lambda x: x.sum(), "shape"),
     (lambda x: torch.nn.functional.dropout(x, 0.5), "not deterministic"),
-    (lambda x: x > 0, "bool"),
+    (lambda x: x > 0, "it returns torch.(bool|uint8) values"),  # uint8 before torch 1.2
     (lambda x: 1.0, "not a tensor"),
 ])
 def test_check_elementwise_rejects(function, cause):
