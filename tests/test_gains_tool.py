@@ -172,6 +172,7 @@ def test_forward_gain_of_gelu_is_a_repelling_fixed_point(resolved):
     ("relu", (0.0,), True),
     ("leaky_relu:0.2", (0.0,), True),
     ("rrelu", (0.0,), True),
+    ("PReLU:init=0.2", (0.0,), True),
     ("tanh", (), False),
     ("elu:alpha=0.5", (0.0,), False),
     ("hardtanh", (-1.0, 1.0), False),

@@ -395,6 +395,11 @@ def _verify_caption(report: dict) -> str:
 def notes(report: dict) -> List[str]:
     found = [f"{item['name']}: no critical gain: {item['gains']['critical_reason']}"
              for item in report["activations"] if item["gains"]["critical"] is None]
+    if report["skipped"]:
+        found.append(f"{len(report['skipped'])} other functions of torch.nn.functional are not "
+                     "analysed: not elementwise with their default arguments, or in-place "
+                     "twins (--format json gives each reason); threshold needs arguments "
+                     "(threshold:0.5,0.0), prelu is the module PReLU")
     unverified = [item["name"] for item in report["activations"] if "not_verified" in item]
     if unverified:
         found.append("not measured (gainkit.probe implements only some activations): "

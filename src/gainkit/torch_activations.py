@@ -157,9 +157,11 @@ def _import_callable(path: str, attribute: str):
 
 def _instantiate(cls, args, kwargs, label):
     try:
-        return cls(*args, **kwargs)
+        instance = cls(*args, **kwargs)
     except Exception as error:  # noqa: BLE001 - the user's parameters are reported back
         raise ActivationError(f"cannot build {label}: {type(error).__name__}: {error}") from None
+    # The analysis runs in float64; a module's parameters (PReLU's slope) must follow.
+    return instance.double() if isinstance(instance, torch.nn.Module) else instance
 
 
 def _bind(spec: str):
