@@ -38,6 +38,7 @@ DEFINITION_STYLES = {
 }
 PALETTE = ("#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41",
            "#546e7a")  # one colour per release
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 PHASE_POINTS = 90  # gains per activation on the phase picture
 
 
@@ -300,9 +301,12 @@ def depth_profile(case, records: List[tuple], path: str) -> str | None:
             measured = _as_layers(record.get("measured_" + key), depth)
             if measured is not None:
                 drawn.append(measured)
+                # Releases with the same RNG draw the same weights: shrinking hollow markers
+                # keep identical profiles visible as nested symbols.
                 axes.plot(layers, measured, color=PALETTE[number % len(PALETTE)],
-                          linewidth=1.2, marker="." if depth <= 40 else None,
-                          label=f"measured: {name}")
+                          linewidth=1.0, marker=MARKERS[number % len(MARKERS)],
+                          markersize=max(2.5, 6.5 - 1.3 * number), markerfacecolor="none",
+                          markevery=max(1, depth // 25), label=f"measured: {name}")
         _scale(axes, drawn)
         axes.set_xlabel("layer l (0 = input)")
         axes.set_ylabel(label, fontsize=8)
