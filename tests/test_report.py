@@ -117,6 +117,17 @@ def test_merged_report_has_every_release_as_a_column_in_version_order(capsys, ma
         chi_1 = stability_record(real_results, "tanh")["chi_1_measured"]
         assert all(f"χ₁ {reporting.number(chi_1, 4)}" in cell for cell in tanh[1:])
         assert "Measured on 3 releases in 1 setup" in text
+        assert "every release measured the same χ₁ to 6 digits" in text
+
+
+def test_releases_that_drew_different_weights_are_not_called_identical(capsys, matrix_dir,
+                                                                      real_results):
+    other = as_release(real_results, "2.0.1")
+    stability_record(other, "tanh")["chi_1_measured"] *= 1.001
+    write(matrix_dir, "py310-torch2.0.1", other)
+    code, out, _ = run_report(capsys, matrix_dir)
+    assert code == 0
+    assert "Measured on 3 releases" in out and "every release measured the same" not in out
 
 
 @pytest.mark.parametrize("inject, expected", [

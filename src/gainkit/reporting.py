@@ -28,6 +28,7 @@ DEVIATES = "deviates"
 NOT_RUN = "not run"  # a gain of the data file without a value record
 NO_DATA = "no data"  # a reference gain nobody measured (not a deviation)
 STATUS_ORDER = (MISSING, DEVIATES, NOT_RUN, PASS, NO_DATA)
+SAME_DIGITS = 1e-6  # relative: releases that agree this closely drew the same weights
 FINDINGS_SHOWN = 5  # per row and release in the report; the rest are counted
 # Record kinds whose verdict field is mandatory.
 JUDGED_KINDS = ("value", "init", "stability")
@@ -416,10 +417,39 @@ def measured_text(matrix: Matrix, case_id: str) -> str:
             if isinstance(r.get("chi_1_measured"), (int, float)) and r["chi_1_measured"] > 0]
     if chis:
         field = mean_field(matrix.case(case_id))
-        depths = _span([depth_10x(chi) for chi in chis], 3)
-        text += (f"; χ₁ {_span(chis)} (theory {number(field.chi_1, 5)}), so gradients change "
-                 f"10x after {depths} layers (theory {number(field.depth_10x, 3)})")
+        theory_depth = layers_text(field.depth_10x)
+        text += f"; χ₁ {_span(chis)} (theory {number(field.chi_1, 5)})"
+        if min(chis) < 1.0 < max(chis):
+            shortest = layers_text(min(depth_10x(chi) for chi in chis))
+            text += (f": on both sides of 1, so gradients change 10x after no fewer than "
+                     f"{shortest} layers (theory {theory_depth})")
+        else:
+            depths = [layers_text(depth_10x(chi)) for chi in (min(chis), max(chis))]
+            span = depths[0] if depths[0] == depths[1] else "–".join(sorted(depths, key=float))
+            text += f", so gradients change 10x after {span} layers (theory {theory_depth})"
+    if _same_on_every_release(records):
+        text += ("; every release measured the same χ₁ to 6 digits (same seeds, same draws: "
+                 "only float rounding differs)")
     return text + "."
+
+
+def _same_on_every_release(records: Sequence[tuple]) -> bool:
+    per_release: Dict[str, List[float]] = {}
+    for name, record in records:
+        value = record.get("chi_1_measured")
+        per_release.setdefault(name, []).append(value if isinstance(value, float) else math.nan)
+    lists = list(per_release.values())
+    return len(lists) > 1 and all(
+        len(other) == len(lists[0]) and all(
+            math.isclose(a, b, rel_tol=SAME_DIGITS) for a, b in zip(lists[0], other))
+        for other in lists[1:])
+
+
+def layers_text(layers: float) -> str:
+    """A depth in layers: whole layers from 100 on, else 3 significant digits."""
+    if math.isinf(layers):
+        return "∞"
+    return f"{layers:.0f}" if layers >= 100 else number(layers, 3)
 
 
 def values_text(matrix: Matrix, case_id: str) -> str:
