@@ -9,12 +9,15 @@ tool computes g_f = 1 / sqrt(E[phi(z)^2]) by quadrature. Both are benchmarked fo
 ``warm`` is the quadrature on a resolved activation. LSUV's answer carries finite-width noise
 (checked against a band from theory's kappa); the tool's is exact to ~1e-12.
 
-Stated on a shared 2-core x86 CPU, Python 3.11, torch 2.13 CPU (means of one run):
-LSUV (width 512, depth 10, batch 512) 1.36 s, its answer within ~1% of g_f; cold g_f 122 ms
-(LSUV / cold ~11x); warm g_f 0.94 ms (LSUV / warm ~1400x), exact. Resolving one activation
-~100 ms. The full analysis of one activation (four gains, behaviour at PyTorch's and the
-forward gain): relu 8 ms, selu 35 ms, tanh 42 ms, gelu 1.7 s (theory.critical_gain refining
-the gain where chi_1 jumps).
+Stated on a shared 2-core x86 CPU (means; runs vary by ~30% with the load):
+                       torch 2.13, Py 3.11     torch 1.7.1, Py 3.8
+    LSUV search        0.87 - 1.36 s           1.08 s      (within ~1% of g_f)
+    g_f cold           109 - 122 ms            160 ms      LSUV / cold  7 - 11x
+    g_f warm           0.9 - 1.0 ms            1.6 ms      LSUV / warm  ~700 - 1400x
+    resolve            85 - 105 ms             118 - 140 ms
+    full analysis      relu 8-11 ms, selu 35-49 ms, tanh 42-60 ms, gelu 1.7-1.9 s
+                       (torch 1.7.1: 28 ms, 96 ms, 126 ms, 3.2 s)
+gelu's full analysis is theory.critical_gain refining the gain where chi_1 jumps over 1.
 """
 
 from __future__ import annotations
