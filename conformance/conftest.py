@@ -88,6 +88,9 @@ class ResultsRecorder:
 
     def pytest_sessionfinish(self, session) -> None:
         if self.path:
+            folder = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(folder):  # like --junitxml, create the folder it names
+                os.makedirs(folder)
             with open(self.path, "w", encoding="utf-8") as handle:
                 json.dump(self.as_json(), handle, indent=1, sort_keys=True)
 
