@@ -56,6 +56,18 @@ def test_homogeneous_rows_preserve_any_q(name, slope, gain, rms_per_sqrt_q, q0):
     assert (field.chi_1, field.regime) == (stated(1.0), "critical")
 
 
+@pytest.mark.parametrize("name, slope, gain", [
+    ("linear", None, 1.0), ("relu", None, SQRT2), ("leaky_relu", 0.01, LEAKY_GAIN),
+    ("leaky_relu", 0.2, math.sqrt(2.0 / (1.0 + 0.2**2))),
+])
+@pytest.mark.parametrize("q0", [0.05, 1.0, 7.0])
+def test_homogeneous_critical_rows_have_infinite_depth_scales(name, slope, gain, q0):
+    # V is the identity there: slope 1 exactly, not 1 +- rounding with xi_q ~ 1e16.
+    field = theory.analyse(theory.activation(name, slope), gain, q0)
+    assert field.slope == 1.0
+    assert (field.xi_q, field.xi_grad, field.depth_10x) == (math.inf, math.inf, math.inf)
+
+
 @pytest.mark.parametrize("name, gain, rounded, how", [
     ("sigmoid", 1.0, 18, lambda chi_1: 1.0 / chi_1),  # "gradients shrink ~18x a layer"
     ("tanh", 5 / 3, 21, lambda chi_1: 100.0 * (chi_1 - 1.0)),  # "grows ~21% a layer"

@@ -267,6 +267,11 @@ def depth_scale(rate: float) -> float:
     return 1.0 / abs(math.log(rate)) if rate > 0 else 0.0
 
 
+def forward_depth_scale(slope: float) -> float:
+    """``-1 / ln slope``: layers per e-fold of q - q*, negative where q* repels (slope > 1)."""
+    return depth_scale(slope) * (-1.0 if slope > 1.0 + CRITICAL_TOLERANCE else 1.0)
+
+
 def regime(chi_1: float) -> str:
     """"critical", "near-critical" (a 10x change of the squared gradient takes over 100 layers),
     else "ordered" (gradients vanish, chi_1 < 1) or "chaotic" (they explode)."""
@@ -308,7 +313,13 @@ def analyse(act, gain, q0=1.0) -> MeanField:
     q_rates = q0 if act.homogeneous else q_star
     q_kappa = q0 if act.homogeneous else min(max(q_star, Q_TINY), Q_HUGE)
     chi_1 = chi(act, gain, q_rates)
-    slope = length_map_slope(act, gain, q_rates)
+    if act.homogeneous:
+        # V(q) = rate q: at the critical gain exactly the identity, and not 1 +- rounding,
+        # whose logarithm would make a depth scale of 1e16 layers out of nothing.
+        rate = length_map(act, gain, 1.0)
+        slope = 1.0 if abs(rate - 1.0) < CRITICAL_TOLERANCE else rate
+    else:
+        slope = length_map_slope(act, gain, q_rates)
     return MeanField(
         activation=act.name,
         gain=float(gain),
@@ -316,7 +327,7 @@ def analyse(act, gain, q0=1.0) -> MeanField:
         post_rms=math.sqrt(q_star) / abs(gain),  # V(q*) = q* = g^2 E[phi^2]
         chi_1=chi_1,
         slope=slope,
-        xi_q=depth_scale(slope) * (-1.0 if slope > 1.0 + CRITICAL_TOLERANCE else 1.0),
+        xi_q=forward_depth_scale(slope),
         xi_grad=depth_scale(chi_1),
         depth_10x=math.log(10.0) * depth_scale(chi_1),
         regime=regime(chi_1),
