@@ -50,14 +50,13 @@ put every +-5% negative control outside its band with the same confidence z
 from __future__ import annotations
 
 import math
-import warnings
 import zlib
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
-from scipy import integrate, interpolate, stats
+from scipy import interpolate, stats
 
 from gainkit import theory
 
@@ -98,21 +97,13 @@ def _log_derivatives(function, s: float) -> Tuple[float, float, float]:
     return centre, (above - below) / (2 * _STEP), (above - 2 * centre + below) / _STEP**2
 
 
-def _quiet_expect(function, q, kinks) -> float:
-    # quad asks for epsrel 1e-12 and warns when roundoff stops it near there; this module
-    # needs about 1e-6, so the warning carries no information here.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", integrate.IntegrationWarning)
-        return theory.expect(function, q, kinks)
-
-
 @lru_cache(maxsize=None)
 def _layer_noise(name: str, slope: float | None, s: float) -> LayerNoise:
     act = theory.activation(name, slope)
     phi, dphi = act.phi, act.dphi
 
     def expect(function, scale=s):
-        return _quiet_expect(function, scale, act.kinks)
+        return theory.expect(function, scale, act.kinks)
 
     log_post, post_slope, post_curvature = _log_derivatives(lambda v: expect(
         lambda u: phi(u) ** 2, v), s)
@@ -328,10 +319,10 @@ def _derivative_curve(name: str, slope: float | None):
     # ln E[phi'(sqrt(q) z)^2] on a ln q grid; the residual needs it at every measured q.
     act = theory.activation(name, slope)
     if act.homogeneous:
-        value = math.log(_quiet_expect(lambda u: act.dphi(u) ** 2, 1.0, act.kinks))
+        value = math.log(theory.expect(lambda u: act.dphi(u) ** 2, 1.0, act.kinks))
         return None, value
     grid = np.arange(math.log(1e-6), math.log(1e4) + 0.1, 0.2)  # cubic error ~1e-6
-    values = [math.log(_quiet_expect(lambda u: act.dphi(u) ** 2, math.exp(x), act.kinks))
+    values = [math.log(theory.expect(lambda u: act.dphi(u) ** 2, math.exp(x), act.kinks))
               for x in grid]
     return interpolate.CubicSpline(grid, values), (grid[0], grid[-1])
 

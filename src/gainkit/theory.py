@@ -32,6 +32,9 @@ _PHI_SCALES = (1.0, 4.0, 16.0, 64.0)  # activation-space scales of sigmoid-like 
 _LIMIT_POINT = 1e-300  # evaluates one-sided limits at 0 ...
 _FAR_POINT = 1e100  # ... and at +-infinity
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_EPSREL = 1e-11  # quad's relative tolerance on E[f]
+_ROUNDING = 1e-13  # ... and on E[|f|] where f cancels: ~500 float64 roundings of the sum
+_QUAD_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -157,9 +160,21 @@ def expect(f, q=1.0, kinks=()) -> float:
     # cancelled sum could not be met.
     for lower, upper in ((-_Z_MAX, 0.0), (0.0, _Z_MAX)):
         inner = sorted(c for c in cuts if lower < c < upper)
-        total += integrate.quad(integrand, lower, upper, points=inner or None,
-                                epsabs=0.0, epsrel=1e-11, limit=200)[0]
+        total += _integrate(integrand, lower, upper, inner or None)
     return total * _INV_SQRT_2PI
+
+
+def _integrate(integrand, lower, upper, points) -> float:
+    """quad to _EPSREL of the integral, or, where the integrand cancels (E[f He_4(z)] of a
+    smooth f) so that rounding hides the integral, to _ROUNDING of the integral of |f|."""
+    result = integrate.quad(integrand, lower, upper, points=points, epsabs=0.0,
+                            epsrel=_EPSREL, limit=_QUAD_LIMIT, full_output=1)
+    if len(result) == 3:  # a fourth item is quad's message: the tolerance was not met
+        return result[0]
+    magnitude = integrate.quad(lambda z: abs(integrand(z)), lower, upper, points=points,
+                               epsabs=0.0, epsrel=1e-3, limit=_QUAD_LIMIT)[0]
+    return integrate.quad(integrand, lower, upper, points=points, epsabs=_ROUNDING * magnitude,
+                          epsrel=_EPSREL, limit=_QUAD_LIMIT)[0]
 
 
 def length_map(act, gain, q) -> float:
