@@ -198,6 +198,7 @@ def test_kinks_and_homogeneity(resolved, spec, kinks, homogeneous):
 ])
 def test_jumps_of_phi(resolved, spec, jumps):
     assert resolved(spec).jumps == pytest.approx(jumps, abs=1e-12)
+    assert resolved(spec).theory.jumps == resolved(spec).jumps  # theory's dV/dq needs them
 
 
 def test_forward_slope_includes_the_jumps_of_phi(resolved):

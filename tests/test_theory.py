@@ -226,6 +226,32 @@ def test_length_map_slope_is_the_derivative_of_the_length_map(name, q):
     assert theory.length_map_slope(name, 1.3, q) == pytest.approx(difference, rel=1e-6)
 
 
+def hardshrink(lambd: float) -> theory.Activation:
+    return theory.Activation.from_callables(
+        "hardshrink", lambda x: x * (abs(x) > lambd), lambda x: 1.0 * (abs(x) > lambd),
+        jumps=(-lambd, lambd))
+
+
+@pytest.mark.parametrize("gain", [1.0, 1.7])
+@pytest.mark.parametrize("q", [0.3, 1.0, 2.5])
+def test_length_map_slope_includes_the_jumps_of_phi(gain, q):
+    # V(q) = g^2 E[u^2; |u| > l]: dV/dq = V(q) / q + g^2 l^3 pdf_q(l) / q, the last term from
+    # the edges of the dead zone moving with q (Stein's lemma alone gives only the first).
+    lambd = 0.5
+    act = hardshrink(lambd)
+    pdf = math.exp(-0.5 * lambd**2 / q) / math.sqrt(2.0 * math.pi * q)
+    expected = theory.length_map(act, gain, q) / q + gain**2 * lambd**3 * pdf / q
+    assert theory.length_map_slope(act, gain, q) == pytest.approx(expected, rel=1e-9)
+    step = 1e-4 * q
+    difference = (theory.length_map(act, gain, q + step)
+                  - theory.length_map(act, gain, q - step)) / (2.0 * step)
+    assert theory.length_map_slope(act, gain, q) == pytest.approx(difference, rel=1e-6)
+
+
+def test_jumps_are_kinks():
+    assert hardshrink(0.5).kinks == (-0.5, 0.5)
+
+
 @pytest.mark.parametrize("name", theory.ACTIVATIONS)
 def test_derivative_matches_central_difference(name):
     act = theory.activation(name)

@@ -127,7 +127,7 @@ def _behaviour(act: acts.TorchActivation, gain: float, source: str, q0: float) -
     model = act.theory
 
     def slope_at(q):
-        return _length_map_slope(act, gain, q)
+        return theory.length_map_slope(model, gain, q)
 
     if not model.homogeneous and _is_fixed_point(model, gain, q0) and slope_at(q0) > 1.0:
         # The forward gain of gelu, silu, mish, hardswish makes q = 1 a repelling fixed
@@ -139,9 +139,6 @@ def _behaviour(act: acts.TorchActivation, gain: float, source: str, q0: float) -
         row["no_fixed_point"] = "q -> inf: the signal blows up"
         return row
     row.update((key, getattr(field, key)) for key in MEAN_FIELD_KEYS)
-    if act.jumps and field.q_star > 0.0:
-        row["slope"] = slope_at(field.q_star)
-        row["xi_q"] = _forward_depth_scale(row["slope"])
     row["stable"] = row["slope"] <= 1.0
     return row
 
@@ -149,21 +146,10 @@ def _behaviour(act: acts.TorchActivation, gain: float, source: str, q0: float) -
 MEAN_FIELD_KEYS = ("q_star", "post_rms", "chi_1", "slope", "xi_q", "xi_grad", "depth_10x",
                    "regime", "kappa_forward", "kappa_backward")
 _SAME_Q = 1e-12  # V(q0) / q0 - 1 below this: q0 is a fixed point to rounding
-_STEP = 1e-3  # relative step in q of the central difference of V (error ~1e-7)
 
 
 def _is_fixed_point(model, gain, q) -> bool:
     return abs(theory.length_map(model, gain, q) / q - 1.0) < _SAME_Q
-
-
-def _length_map_slope(act: acts.TorchActivation, gain: float, q: float) -> float:
-    """dV/dq. theory's Stein form E[phi phi' u] misses the delta that a jump of phi puts in
-    phi' (hardshrink, threshold): there, a central difference of the length map."""
-    if not act.jumps:
-        return theory.length_map_slope(act.theory, gain, q)
-    above, below = (theory.length_map(act.theory, gain, q * (1.0 + side * _STEP))
-                    for side in (1.0, -1.0))
-    return (above - below) / (2.0 * _STEP * q)
 
 
 def _forward_depth_scale(slope: float) -> float:

@@ -43,7 +43,8 @@ class Activation:
 
     ``kinks`` are the points where phi or phi' is not smooth (quadrature is split there);
     ``homogeneous`` marks positively homogeneous maps (phi(c x) = c phi(x), c > 0), for which
-    the length map is linear in q.
+    the length map is linear in q; ``jumps`` are the kinks where phi itself is discontinuous
+    (hardshrink, threshold): ``dphi`` is the derivative away from them, without their deltas.
     """
 
     name: str
@@ -51,16 +52,20 @@ class Activation:
     dphi: Callable[[np.ndarray], np.ndarray]
     kinks: Tuple[float, ...] = ()
     homogeneous: bool = False
+    jumps: Tuple[float, ...] = ()
 
     @classmethod
-    def from_callables(cls, name, phi, dphi=None, kinks=(), homogeneous=False) -> Activation:
-        """Wrap any callables; without ``dphi`` a central difference (error ~1e-10) is used."""
+    def from_callables(cls, name, phi, dphi=None, kinks=(), homogeneous=False,
+                       jumps=()) -> Activation:
+        """Wrap any callables; without ``dphi`` a central difference (error ~1e-10) is used.
+        The jumps are kinks too."""
 
         def central_difference(x):
             step = 1e-5 * np.maximum(1.0, np.abs(x))
             return (np.asarray(phi(x + step)) - np.asarray(phi(x - step))) / (2.0 * step)
 
-        return cls(name, phi, dphi or central_difference, tuple(kinks), homogeneous)
+        return cls(name, phi, dphi or central_difference, tuple(sorted(set(kinks) | set(jumps))),
+                   homogeneous, tuple(sorted(jumps)))
 
 
 # quad calls phi one float at a time: comparisons and arithmetic on a Python float cost a
@@ -190,10 +195,12 @@ def chi(act, gain, q) -> float:
 
 
 def length_map_slope(act, gain, q) -> float:
-    """``dV/dq = g^2 E[phi(u) phi'(u) u] / q`` (Stein's lemma form: no phi'', fine at kinks).
+    """``dV/dq = g^2 E[phi(u) phi'(u) u] / q`` (Stein's lemma form: no phi'', fine at kinks),
+    plus, for each jump a of phi, ``g^2 a (phi(a+)^2 - phi(a-)^2) pdf_q(a) / (2 q)``: the
+    delta the jump puts in (phi^2)', i.e. the edges of a dead zone moving with q.
 
     At q = 0 (only a fixed point when phi(0) = 0) and q = inf this is the limit
-    ``g^2 E[phi(u) phi'(u) / u]``.
+    ``g^2 E[phi(u) phi'(u) / u]`` (the jump terms vanish there).
     """
     act = _as_activation(act)
     q = float(q)
@@ -201,7 +208,15 @@ def length_map_slope(act, gain, q) -> float:
         if q == 0.0 and float(act.phi(np.float64(0.0))) != 0.0:
             raise ValueError("dV/dq at q = 0 needs phi''(0) unless phi(0) = 0")
         return gain**2 * expect(lambda x: act.phi(x) * act.dphi(x) / x, q, act.kinks)
-    return gain**2 * expect(lambda x: act.phi(x) * act.dphi(x) * x, q, act.kinks) / q
+    smooth = expect(lambda x: act.phi(x) * act.dphi(x) * x, q, act.kinks)
+    return gain**2 * (smooth + 0.5 * sum(_jump_term(act, a, q) for a in act.jumps)) / q
+
+
+def _jump_term(act: Activation, a: float, q: float) -> float:
+    """``a (phi(a+)^2 - phi(a-)^2) pdf_q(a)``."""
+    above, below = (float(act.phi(np.nextafter(np.float64(a), side))) ** 2
+                    for side in (np.inf, -np.inf))
+    return a * (above - below) * math.exp(-0.5 * a * a / q) * _INV_SQRT_2PI / math.sqrt(q)
 
 
 def fixed_point(act, gain, q0=1.0) -> float:

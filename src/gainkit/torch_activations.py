@@ -509,7 +509,8 @@ def resolve(spec: str) -> TorchActivation:
     kinks, jumps = find_kinks(function, x, phi, dphi, definition)
     homogeneous = is_homogeneous(function, definition)
     phi_table, dphi_table = _tabulate(function, kinks, definition)
-    act = theory.Activation.from_callables(spec, phi_table, dphi_table, kinks, homogeneous)
+    act = theory.Activation.from_callables(spec, phi_table, dphi_table, kinks, homogeneous,
+                                           jumps)
     return TorchActivation(spec, function, definition, FORMULAS.get(formula_key, ""), kinks,
                            jumps, homogeneous, gain_args, act)
 
