@@ -387,6 +387,7 @@ def test_custom_callable_and_class(custom_path):
     ([], "name an ACTIVATION or use --all"),
     (["relu", "--format", "xml"], "invalid choice"),
     (["softsign", "--verify"], "--verify: gainkit.probe cannot run softsign"),
+    (["hardshrink", "--gain", "1.01"], "E[phi(u)^2] = 0 at q = 1e-10 (a dead signal)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(custom_path, args, cause):
     if args[:1] in (["silu"],) and not hasattr(torch.nn.functional, "silu"):

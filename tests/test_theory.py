@@ -248,6 +248,16 @@ def test_length_map_slope_includes_the_jumps_of_phi(gain, q):
     assert theory.length_map_slope(act, gain, q) == pytest.approx(difference, rel=1e-6)
 
 
+def test_kappa_of_a_dead_signal_is_a_value_error():
+    # hardshrink maps |u| < 0.5 to 0: at q = 1e-10 nothing passes, E[phi^2] = E[phi'^2] = 0.
+    act = hardshrink(0.5)
+    for kappa in (theory.kappa_forward, theory.kappa_backward):
+        with pytest.raises(ValueError, match=r"hardshrink: E\[phi'?\(u\)\^2\] = 0 .*dead signal"):
+            kappa(act, theory.Q_TINY)
+    with pytest.raises(ValueError, match="dead signal"):
+        theory.analyse(act, 1.01)  # q* = 0
+
+
 def test_jumps_are_kinks():
     assert hardshrink(0.5).kinks == (-0.5, 0.5)
 

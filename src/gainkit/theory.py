@@ -262,17 +262,29 @@ def fixed_point(act, gain, q0=1.0) -> float:
 
 
 def kappa_forward(act, q) -> float:
-    """``E[phi^4] / E[phi^2]^2 - 1`` at ``u = sqrt(q) z``: finite-width noise, forward pass."""
+    """``E[phi^4] / E[phi^2]^2 - 1`` at ``u = sqrt(q) z``: finite-width noise, forward pass.
+
+    ValueError where E[phi^2] = 0 (a dead signal: hardshrink below its dead zone's edge),
+    where the relative noise of a zero signal is undefined."""
     act = _as_activation(act)
     second = expect(lambda x: act.phi(x) ** 2, q, act.kinks)
+    _require_signal(act, second, "phi", q)
     return expect(lambda x: act.phi(x) ** 4, q, act.kinks) / second**2 - 1.0
 
 
 def kappa_backward(act, q) -> float:
-    """``3 E[phi'^4] / E[phi'^2]^2 - 1``: finite-width noise of the backward pass (relu 5)."""
+    """``3 E[phi'^4] / E[phi'^2]^2 - 1``: finite-width noise of the backward pass (relu 5).
+    ValueError where E[phi'^2] = 0 (no gradient passes)."""
     act = _as_activation(act)
     second = expect(lambda x: act.dphi(x) ** 2, q, act.kinks)
+    _require_signal(act, second, "phi'", q)
     return 3.0 * expect(lambda x: act.dphi(x) ** 4, q, act.kinks) / second**2 - 1.0
+
+
+def _require_signal(act: Activation, second: float, what: str, q: float) -> None:
+    if second == 0.0:
+        raise ValueError(f"{act.name}: E[{what}(u)^2] = 0 at q = {q:.3g} (a dead signal): "
+                         "its finite-width noise kappa is undefined")
 
 
 def profile(act, gain, q0, depth) -> Tuple[np.ndarray, np.ndarray]:
