@@ -217,6 +217,17 @@ def test_fixed_point_dies_blows_up_or_is_the_start(name, gain, q0, expected):
     assert theory.fixed_point(name, gain, q0) == expected
 
 
+@pytest.mark.parametrize("name", ["gelu", "silu", "mish", "hardswish"])
+def test_forward_gain_makes_the_start_an_unstable_fixed_point(name):
+    # g_f makes V(1) = 1, and V'(1) > 1 for these: q* = 1 repels, not 0 or inf by rounding.
+    gain = theory.gain_forward(name)
+    assert theory.fixed_point(name, gain, 1.0) == 1.0
+    field = theory.analyse(name, gain)
+    assert field.q_star == 1.0 and field.slope > 1.0 and field.xi_q < 0.0
+    assert field.xi_q == pytest.approx(-1.0 / math.log(field.slope), rel=1e-12)
+    assert field.chi_1 == pytest.approx(theory.chi(name, gain, 1.0), rel=1e-12)
+
+
 @pytest.mark.parametrize("name", theory.ACTIVATIONS)
 @pytest.mark.parametrize("q", [0.3, 1.0, 2.5])
 def test_length_map_slope_is_the_derivative_of_the_length_map(name, q):

@@ -124,17 +124,7 @@ def gain_definitions(act: theory.Activation) -> dict:
 
 def _behaviour(act: acts.TorchActivation, gain: float, source: str, q0: float) -> dict:
     row = {"gain": gain, "source": source}
-    model = act.theory
-
-    def slope_at(q):
-        return theory.length_map_slope(model, gain, q)
-
-    if not model.homogeneous and _is_fixed_point(model, gain, q0) and slope_at(q0) > 1.0:
-        # The forward gain of gelu, silu, mish, hardswish makes q = 1 a repelling fixed
-        # point; theory.fixed_point leaves it to 0 or inf by the sign of a rounding error.
-        row.update(_at_fixed_point(model, gain, q0, slope_at(q0)))
-        return row
-    field = theory.analyse(model, gain, q0)
+    field = theory.analyse(act.theory, gain, q0)
     if math.isinf(field.q_star):
         row["no_fixed_point"] = "q -> inf: the signal blows up"
         return row
@@ -145,26 +135,6 @@ def _behaviour(act: acts.TorchActivation, gain: float, source: str, q0: float) -
 
 MEAN_FIELD_KEYS = ("q_star", "post_rms", "chi_1", "slope", "xi_q", "xi_grad", "depth_10x",
                    "regime", "kappa_forward", "kappa_backward")
-_SAME_Q = 1e-12  # V(q0) / q0 - 1 below this: q0 is a fixed point to rounding
-
-
-def _is_fixed_point(model, gain, q) -> bool:
-    return abs(theory.length_map(model, gain, q) / q - 1.0) < _SAME_Q
-
-
-def _forward_depth_scale(slope: float) -> float:
-    # as theory.analyse: negative when q* repels
-    return theory.depth_scale(slope) * (-1.0 if slope > 1.0 + theory.CRITICAL_TOLERANCE else 1.0)
-
-
-def _at_fixed_point(act, gain, q0, slope) -> dict:
-    """theory.analyse's quantities at q* = q0 (a repelling fixed point)."""
-    chi_1 = theory.chi(act, gain, q0)
-    return {"q_star": q0, "post_rms": math.sqrt(q0) / gain, "chi_1": chi_1, "slope": slope,
-            "xi_q": _forward_depth_scale(slope), "xi_grad": theory.depth_scale(chi_1),
-            "depth_10x": math.log(10.0) * theory.depth_scale(chi_1),
-            "regime": theory.regime(chi_1), "kappa_forward": theory.kappa_forward(act, q0),
-            "kappa_backward": theory.kappa_backward(act, q0), "stable": slope <= 1.0}
 
 
 def analyse(act: acts.TorchActivation, gains: list, q0: float, strict: bool) -> dict:

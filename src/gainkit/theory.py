@@ -24,6 +24,7 @@ NEAR_CRITICAL_DEPTH = 100.0  # layers for a 10x change of the squared gradient
 # stops there because V(q)/q - 1 is no longer resolvable from quadrature error.
 Q_TINY = 1e-10
 Q_HUGE = 1e12
+SAME_Q = 1e-12  # |V(q) / q - 1| below this: q is a fixed point to rounding
 _SEARCH_STEP = 4.0  # geometric step when bracketing a fixed point or a critical gain
 _GAIN_RANGE = (0.05, 100.0)
 # Beyond |z| = 12 the density is below 1e-31; an integrand growing like z^8 loses < 1e-24 there.
@@ -223,8 +224,9 @@ def fixed_point(act, gain, q0=1.0) -> float:
     """The q the forward pass converges to from ``q0``: a root of ``V(q) = q`` (brentq).
 
     0.0 when the signal dies, ``math.inf`` when it blows up, ``q0`` when V is the identity
-    (a homogeneous activation at its critical gain). Assumes V increasing, so iterates move
-    monotonically towards the nearest root in the direction of ``V(q0) - q0``.
+    (a homogeneous activation at its critical gain) or when q0 is itself a fixed point to
+    SAME_Q, stable or not. Assumes V increasing, so iterates move monotonically towards the
+    nearest root in the direction of ``V(q0) - q0``.
     """
     act = _as_activation(act)
     q0 = float(q0)
@@ -246,7 +248,9 @@ def fixed_point(act, gain, q0=1.0) -> float:
 
     start = math.log(q0)
     value = excess(start)
-    if value == 0.0:
+    if abs(value) < SAME_Q:
+        # q0 is a fixed point; an unstable one (gelu at its forward gain) would otherwise be
+        # left for 0 or inf by the sign of a rounding error.
         return q0
     step = math.log(_SEARCH_STEP) * (1.0 if value > 0 else -1.0)
     bound = math.log(Q_HUGE) if value > 0 else math.log(Q_TINY)
