@@ -394,7 +394,8 @@ CATALOGUE = (
     Mutant("xavier-sum-without-2", "xavier_* use std = gain * sqrt(1 / (fan_in + fan_out))",
            ("xavier-average",),
            {"xavier_normal_": xavier("normal", xavier_sum_without_2),
-            "xavier_uniform_": xavier("uniform", xavier_sum_without_2)}, (INIT,), "xavier"),
+            "xavier_uniform_": xavier("uniform", xavier_sum_without_2)}, (INIT, STABILITY),
+           "xavier"),
     Mutant("xavier-geometric-mean", "xavier_* average the fans geometrically: "
            "std = gain / (fan_in * fan_out) ** (1 / 4)", ("xavier-average",),
            {"xavier_normal_": xavier("normal", xavier_geometric_mean),
@@ -402,7 +403,8 @@ CATALOGUE = (
     Mutant("uniform-bound-no-sqrt3", "xavier_uniform_ and kaiming_uniform_ draw from "
            "U(-std, std)", ("uniform-bound",),
            {"xavier_uniform_": xavier("uniform", xavier_average, bound_factor=1.0),
-            "kaiming_uniform_": kaiming("uniform", bound_factor=1.0)}, (INIT,), "uniform"),
+            "kaiming_uniform_": kaiming("uniform", bound_factor=1.0)}, (INIT, STABILITY),
+           "uniform"),
     Mutant("kaiming-normal-draws-uniform", "kaiming_normal_ draws uniform values of the "
            "right variance", ("family-swap",), {"kaiming_normal_": kaiming("uniform")},
            (INIT,), "kaiming and normal and relu"),
