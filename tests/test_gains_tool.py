@@ -69,7 +69,7 @@ def resolved():
     ("selu", 1.0, "0.966026", 1.0),
 ])
 def test_gain_definitions_match_theory_md(resolved, spec, forward, backward, centred):
-    found = gains.gain_definitions(resolved(spec).theory)
+    found = theory.gain_definitions(resolved(spec).theory)
     assert (found["forward"], found["backward"], found["centred"]) == (
         stated(forward), stated(backward), stated(centred))
 
@@ -100,7 +100,7 @@ def test_selu_three_quarters_forward_depth_scale(resolved):
     ("softplus", SQRT2, "q* -> inf"),
 ])
 def test_critical_gains_match_theory_md(resolved, spec, critical, reason):
-    found = gains.gain_definitions(resolved(spec).theory)
+    found = gains.analyse(resolved(spec), [], 1.0, True)["gains"]
     assert found["critical"] == stated(critical)
     assert reason in found["critical_reason"]
 
@@ -138,7 +138,7 @@ def test_torch_path_equals_numpy_builtin(resolved, name):
     if not hasattr(torch.nn.functional, name):
         pytest.skip(f"torch {torch.__version__} has no F.{name}")
     mine, builtin = resolved(name).theory, theory.activation(name)
-    found = gains.gain_definitions(mine)
+    found = theory.gain_definitions(mine)
     for key in ("forward", "backward", "centred"):
         assert found[key] == pytest.approx(theory.gain_definitions(builtin)[key], rel=1e-9)
     for gain in (0.9, 1.3, 2.0):
@@ -152,8 +152,9 @@ def test_torch_path_equals_numpy_builtin(resolved, name):
 def test_definitions_are_theorys(resolved):
     act = resolved("elu:alpha=0.5").theory
     expected = theory.gain_definitions(act)
-    found = gains.gain_definitions(act)
+    found = gains.analyse(resolved("elu:alpha=0.5"), [], 1.0, True)["gains"]
     assert {key: found[key] for key in expected} == pytest.approx(expected, rel=1e-12)
+    assert found["critical_reason"] == expected.critical_reason
 
 
 @needs("gelu")
@@ -161,7 +162,7 @@ def test_forward_gain_of_gelu_is_a_repelling_fixed_point(resolved):
     row = at(gains.analyse(resolved("gelu"), ["forward"], 1.0, True), "forward")
     assert row["q_star"] == 1.0 and not row["stable"]
     assert row["slope"] > 1.0 and row["xi_q"] < 0.0
-    definitions = gains.gain_definitions(resolved("gelu").theory)
+    definitions = theory.gain_definitions(resolved("gelu").theory)
     assert row["chi_1"] == pytest.approx(
         (definitions["forward"] / definitions["backward"]) ** 2, rel=1e-9)
 

@@ -102,6 +102,14 @@ def test_gain_definitions_table(name, slope, forward, backward, centred):
         stated(forward), stated(backward), stated(centred))
 
 
+@pytest.mark.parametrize("name", ["tanh", "gelu", "relu"])
+def test_gain_definitions_carry_the_critical_gains_reason(name):
+    definitions = theory.gain_definitions(name)
+    assert (definitions["critical"], definitions.critical_reason) == theory.critical_gain(name)
+    assert list(definitions) == ["forward", "backward", "centred", "critical"]
+    assert dict(definitions) == {key: getattr(definitions, key) for key in definitions}
+
+
 def test_tanh_critical_gain_is_one_in_the_limit_of_a_vanishing_signal():
     gain, reason = theory.critical_gain("tanh")
     assert gain == stated(1.0)

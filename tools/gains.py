@@ -106,20 +106,10 @@ class InputError(Exception):
 
 # --- analysis -----------------------------------------------------------------------------
 
-def gain_definitions(act: theory.Activation) -> dict:
-    """theory.md's four gains, and the reason when there is no critical gain."""
-    critical, reason = theory.critical_gain(act)
-    # As theory.gain_definitions, without a second critical-gain search.
-    mean = theory.expect(act.phi, 1.0, act.kinks)
-    variance = theory.length_map(act, 1.0, 1.0) - mean**2
-    derivative = theory.chi(act, 1.0, 1.0)
-    return {
-        "forward": theory.gain_forward(act),
-        "backward": 1.0 / math.sqrt(derivative) if derivative > 0 else None,
-        "centred": 1.0 / math.sqrt(variance) if variance > 0 else None,
-        "critical": critical,
-        "critical_reason": reason,
-    }
+def _definitions(act: theory.Activation) -> dict:
+    """theory.md's four gains and the reason when there is no critical gain (theory's)."""
+    definitions = theory.gain_definitions(act)
+    return dict(definitions, critical_reason=definitions.critical_reason)
 
 
 def _behaviour(act: acts.TorchActivation, gain: float, source: str, q0: float) -> dict:
@@ -140,7 +130,7 @@ MEAN_FIELD_KEYS = ("q_star", "post_rms", "chi_1", "slope", "xi_q", "xi_grad", "d
 def analyse(act: acts.TorchActivation, gains: list, q0: float, strict: bool) -> dict:
     """Everything the tool prints for one activation. ``strict``: a --gain without a fixed
     point (or a missing critical gain asked for) is an InputError, not a row."""
-    definitions = gain_definitions(act.theory)
+    definitions = _definitions(act.theory)
     pytorch, pytorch_note = acts.pytorch_gain(act)
     targets = [(pytorch, "pytorch")] if pytorch is not None else []
     for gain in gains:

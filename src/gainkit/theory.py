@@ -10,8 +10,9 @@ split at the activation's kinks, because Gauss-Hermite converges slowly on kinke
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Iterator, Tuple
 
 import numpy as np
 from scipy import integrate, optimize, special
@@ -436,15 +437,45 @@ def gain_forward(act) -> float | None:
     return 1.0 / math.sqrt(second) if second > 0 else None
 
 
-def gain_definitions(act) -> Dict[str, float | None]:
-    """The four gain conventions of theory.md: forward, backward, centred (NFNet) and critical."""
+GAIN_NAMES = ("forward", "backward", "centred", "critical")
+
+
+@dataclass(frozen=True, eq=False)  # eq: Mapping's, so it equals the dict of the four gains
+class GainDefinitions(Mapping):
+    """theory.md's four gains, each None where it does not exist; a read-only mapping from
+    GAIN_NAMES to the gains, with ``critical_reason`` saying how the critical gain was found
+    (or why there is none)."""
+
+    forward: float | None
+    backward: float | None
+    centred: float | None
+    critical: float | None
+    critical_reason: str
+
+    def __getitem__(self, key: str) -> float | None:
+        if key not in GAIN_NAMES:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(GAIN_NAMES)
+
+    def __len__(self) -> int:
+        return len(GAIN_NAMES)
+
+
+def gain_definitions(act) -> GainDefinitions:
+    """The four gain conventions of theory.md: forward, backward, centred (NFNet) and critical,
+    with the critical gain's reason (:func:`critical_gain`)."""
     act = _as_activation(act)
     derivative = expect(lambda x: act.dphi(x) ** 2, 1.0, act.kinks)
     mean = expect(act.phi, 1.0, act.kinks)
     variance = expect(lambda x: act.phi(x) ** 2, 1.0, act.kinks) - mean**2
-    return {
-        "forward": gain_forward(act),
-        "backward": 1.0 / math.sqrt(derivative) if derivative > 0 else None,
-        "centred": 1.0 / math.sqrt(variance) if variance > 0 else None,
-        "critical": critical_gain(act)[0],
-    }
+    critical, reason = critical_gain(act)
+    return GainDefinitions(
+        forward=gain_forward(act),
+        backward=1.0 / math.sqrt(derivative) if derivative > 0 else None,
+        centred=1.0 / math.sqrt(variance) if variance > 0 else None,
+        critical=critical,
+        critical_reason=reason,
+    )
