@@ -15,9 +15,11 @@ Stated on a shared 2-core x86 CPU (means; runs vary by ~30% with the load):
     g_f cold           109 - 122 ms            160 ms      LSUV / cold  7 - 11x
     g_f warm           0.9 - 1.0 ms            1.6 ms      LSUV / warm  ~700 - 1400x
     resolve            85 - 105 ms             118 - 140 ms
-    full analysis      relu 8-11 ms, selu 35-49 ms, tanh 42-60 ms, gelu 1.7-1.9 s
-                       (torch 1.7.1: 28 ms, 96 ms, 126 ms, 3.2 s)
-gelu's full analysis is theory.critical_gain refining the gain where chi_1 jumps over 1.
+    full analysis      relu 4-5 ms, tanh 27-32 ms, selu 29-54 ms, gelu 70-84 ms
+                       (torch 1.7.1, before theory found chi_1's jump directly: 28 ms,
+                       126 ms, 96 ms, 3.2 s; not re-measured)
+gelu's full analysis was 1.7-1.9 s while theory.critical_gain refined the gain where chi_1
+jumps over 1 by brentq; it now tries the one gain where q* can switch from 0 to inf first.
 """
 
 from __future__ import annotations

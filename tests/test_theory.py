@@ -413,6 +413,18 @@ def test_no_critical_gain_where_chi_jumps(name):
     assert "jumps" in reason and "0.0 to inf" in reason
 
 
+@pytest.mark.parametrize("name", ["gelu", "silu", "mish", "hardswish"])
+def test_jump_of_chi_is_found_where_q0_is_a_fixed_point_without_refining(name, monkeypatch):
+    # The 0 -> inf switch of q* is where V(q0) = q0; bisecting towards it took ~20 searches.
+    searches = []
+    search = theory.fixed_point
+    monkeypatch.setattr(theory, "fixed_point", lambda *a: searches.append(a) or search(*a))
+    gain, reason = theory.critical_gain(name)
+    assert gain is None
+    assert f"at gain {theory.gain_forward(name):.6g}: " in reason
+    assert len(searches) <= 6
+
+
 def test_numeric_derivative_fallback_matches_analytic():
     numeric = theory.Activation.from_callables("tanh", np.tanh)
     assert theory.chi(numeric, 1.2, 0.7) == pytest.approx(theory.chi("tanh", 1.2, 0.7), rel=1e-8)

@@ -397,8 +397,11 @@ def critical_gain(act, q0=1.0) -> Tuple[float | None, str]:
     if act.homogeneous:
         return forward, "homogeneous: every q is a fixed point at the forward gain"
 
+    reached = {}  # gain -> fixed point from q0
+
     def excess(gain):
-        return chi(act, gain, fixed_point(act, gain, q0)) - 1.0
+        reached[gain] = fixed_point(act, gain, q0)
+        return chi(act, gain, reached[gain]) - 1.0
 
     near = forward or 1.0
     ordered = excess(near) < 0
@@ -412,6 +415,14 @@ def critical_gain(act, q0=1.0) -> Tuple[float | None, str]:
             break
         near = far
     lower, upper = min(near, far), max(near, far)
+    # Where q* switches from 0 to inf (gelu, silu), chi_1 jumps over 1 with it. V(q0) =
+    # g^2 E[phi(sqrt(q0) z)^2] grows with g, so the switch can only be the one gain where
+    # V(q0) = q0: tried first, instead of ~40 brentq steps of a fixed-point search each.
+    switch = math.sqrt(q0 / expect(lambda x: act.phi(x) ** 2, q0, act.kinks))
+    if lower <= switch <= upper:
+        jump = _jump(q0, switch, excess, reached)
+        if jump:
+            return None, jump
     # A crossing at a limit q* -> 0 or q* -> inf sits exactly where g^2 E[phi'^2] = 1 there;
     # chi_1 - 1 is second order on one side of it, which a bracketing search resolves poorly.
     for limit, label in ((0.0, "0"), (math.inf, "inf")):
@@ -422,12 +433,20 @@ def critical_gain(act, q0=1.0) -> Tuple[float | None, str]:
         if lower < exact < upper and excess(exact * (1 - 1e-4)) < 0 <= excess(exact * (1 + 1e-4)):
             return exact, f"limit q* -> {label}: g^2 E[phi'(u)^2] = 1 there"
     root = optimize.brentq(excess, lower, upper, xtol=1e-12)
-    left, right = excess(root * (1 - 1e-7)), excess(root * (1 + 1e-7))
-    if max(abs(left), abs(right)) > 1e-3:
-        below, above = (fixed_point(act, root * (1 + side), q0) for side in (-1e-7, 1e-7))
-        return None, (f"chi_1 jumps from {left + 1:.4g} to {right + 1:.4g} at gain {root:.6g}: "
-                      f"the fixed point reached from q0 = {q0} switches from {below} to {above}")
+    jump = _jump(q0, root, excess, reached)
+    if jump:
+        return None, jump
     return root, f"root of chi_1(g) = 1 at the fixed point reached from q0 = {q0}"
+
+
+def _jump(q0: float, gain: float, excess, reached: dict) -> str:
+    """Why there is no critical gain if chi_1 - 1 jumps across 0 at ``gain``, else ""."""
+    left, right = excess(gain * (1 - 1e-7)), excess(gain * (1 + 1e-7))
+    if max(abs(left), abs(right)) <= 1e-3 or (left < 0) == (right < 0):
+        return ""
+    below, above = (reached[gain * (1 + side)] for side in (-1e-7, 1e-7))
+    return (f"chi_1 jumps from {left + 1:.4g} to {right + 1:.4g} at gain {gain:.6g}: "
+            f"the fixed point reached from q0 = {q0} switches from {below} to {above}")
 
 
 def gain_forward(act) -> float | None:
