@@ -426,6 +426,13 @@ def test_verify_in_markdown():
                for line in done.stdout.splitlines())
 
 
+def test_help_does_not_import_torch():
+    code = ("import sys\nfrom gainkit.tools import gains\ntry:\n    gains.main(['--help'])\n"
+            "except SystemExit:\n    pass\nsys.exit('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
+    assert done.returncode == 0
+
+
 def test_help_documents_exit_codes():
     done = run_tool("--help")
     assert done.returncode == 0

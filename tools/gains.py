@@ -40,12 +40,14 @@ import argparse
 import json
 import math
 import sys
-from typing import List
+from typing import TYPE_CHECKING, List
 
 import numpy as np
 
 from gainkit import theory
-from gainkit import torch_activations as acts
+
+if TYPE_CHECKING:  # imported when used: torch takes seconds to load, --help must not wait
+    from gainkit import torch_activations as acts
 
 PROG = "gainkit gains"
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -130,6 +132,8 @@ MEAN_FIELD_KEYS = ("q_star", "post_rms", "chi_1", "slope", "xi_q", "xi_grad", "d
 def analyse(act: acts.TorchActivation, gains: list, q0: float, strict: bool) -> dict:
     """Everything the tool prints for one activation. ``strict``: a --gain without a fixed
     point (or a missing critical gain asked for) is an InputError, not a row."""
+    from gainkit import torch_activations as acts
+
     definitions = _definitions(act.theory)
     pytorch, pytorch_note = acts.pytorch_gain(act)
     targets = [(pytorch, "pytorch")] if pytorch is not None else []
@@ -165,6 +169,8 @@ def analyse(act: acts.TorchActivation, gains: list, q0: float, strict: bool) -> 
 
 
 def _resolve(spec: str) -> acts.TorchActivation:
+    from gainkit import torch_activations as acts
+
     try:
         return acts.resolve(spec)
     except acts.ActivationError as error:
@@ -172,6 +178,8 @@ def _resolve(spec: str) -> acts.TorchActivation:
 
 
 def collect(args) -> dict:
+    from gainkit import torch_activations as acts
+
     strict = not args.all
     skipped = {}
     if args.all:
@@ -430,6 +438,8 @@ def main(argv: List[str] | None = None) -> int:
     args.argv = argv
     if not args.all and not args.activations:
         return _fail("name an ACTIVATION or use --all")
+    from gainkit import torch_activations as acts
+
     try:
         report = collect(args)
     except (InputError, acts.ActivationError) as error:
