@@ -388,6 +388,8 @@ def test_custom_callable_and_class(custom_path):
     ([], "name an ACTIVATION or use --all"),
     (["relu", "--format", "xml"], "invalid choice"),
     (["softsign", "--verify"], "--verify: gainkit.probe cannot run softsign"),
+    (["relu:("], "parameter '(' is neither a Python literal nor a bare word"),
+    (["elu:alpha=1.0.0"], "parameter '1.0.0' is neither"),
     (["hardshrink", "--gain", "1.01"], "E[phi(u)^2] = 0 at q = 1e-10 (a dead signal)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(custom_path, args, cause):

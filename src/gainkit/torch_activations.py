@@ -98,7 +98,10 @@ def _parse_value(text: str):
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        return text  # a bare word: gelu:approximate=tanh
+        if text.isidentifier():
+            return text  # a bare word: gelu:approximate=tanh
+        raise ActivationError(f"parameter {text!r} is neither a Python literal nor a bare "
+                              "word") from None
 
 
 def parse_params(text: str) -> Tuple[tuple, Dict[str, object]]:
