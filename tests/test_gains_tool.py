@@ -428,6 +428,16 @@ def test_verify_in_markdown():
                for line in done.stdout.splitlines())
 
 
+def test_a_reader_that_stops_early_ends_it_quietly():
+    # `python -m gainkit.tools.gains relu | head -1`: no BrokenPipeError traceback.
+    tool = subprocess.Popen([sys.executable, "-m", "gainkit.tools.gains", "relu", "tanh"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tool.stdout.close()  # closed before the tool writes
+    error = tool.stderr.read().decode()
+    assert tool.wait() == 141, error
+    assert error == ""
+
+
 def test_help_does_not_import_torch():
     code = ("import sys\nfrom gainkit.tools import gains\ntry:\n    gains.main(['--help'])\n"
             "except SystemExit:\n    pass\nsys.exit('torch' in sys.modules)")

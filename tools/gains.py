@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, List
 import numpy as np
 
 from gainkit import theory
+from gainkit.tools import cli
 
 if TYPE_CHECKING:  # imported when used: torch takes seconds to load, --help must not wait
     from gainkit import torch_activations as acts
@@ -454,4 +455,4 @@ def _fail(message: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, prog=PROG))
