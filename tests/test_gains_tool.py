@@ -387,7 +387,6 @@ def test_custom_callable_and_class(custom_path):
     (["relu", "--q0", "0"], "q0 must be"),
     ([], "name an ACTIVATION or use --all"),
     (["relu", "--format", "xml"], "invalid choice"),
-    (["softsign", "--verify"], "--verify: gainkit.probe cannot run softsign"),
     (["relu:("], "parameter '(' is neither a Python literal nor a bare word"),
     (["elu:alpha=1.0.0"], "parameter '1.0.0' is neither"),
     (["hardshrink", "--gain", "1.01"], "E[phi(u)^2] = 0 at q = 1e-10 (a dead signal)"),
@@ -418,6 +417,36 @@ def test_verify_measures_against_predicted():
         theory.profile("tanh", 1.2, 1.0, gains.VERIFY_DEPTH)[0][-1], rel=1e-9)
     rate = 1.2**2 * (1.0 + 0.2**2) / 2.0  # below the critical gain q shrinks by this a layer
     assert leaky["verify"][1]["q_out"]["mean_field"] == pytest.approx(rate**20, rel=1e-9)
+
+
+@pytest.mark.parametrize("spec", ["softsign", pytest.param("gelu", marks=needs("gelu")),
+                                  "elu:alpha=0.5"])
+def test_verify_measures_any_activation(spec):
+    # probe.measure takes torch's function with autograd's phi', stability a theory.Activation
+    done = run_tool(spec, "--gain", "1.2", "--verify", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    (item,) = json.loads(done.stdout)["activations"]
+    (check,) = item["verify"]
+    assert check["source"] == "given"
+    for key in ("q_out", "grad_growth"):
+        assert check[key]["within"], check
+    assert check["q_out"]["mean_field"] == pytest.approx(
+        theory.profile(acts.resolve(spec).theory, 1.2, 1.0, gains.VERIFY_DEPTH)[0][-1],
+        rel=1e-9)
+
+
+def test_probe_and_noise_model_of_a_pair_equal_those_of_the_name():
+    from gainkit import probe, stability
+
+    init = probe.torch_init("xavier_normal", "tanh", gain=1.3)
+    named = probe.measure("tanh", init, 64, 6, 3, dtype=torch.float64)
+    paired = probe.measure(probe.autograd_pair(torch.tanh), init, 64, 6, 3, dtype=torch.float64)
+    for key in ("q", "post", "grad"):
+        assert getattr(paired, key) == pytest.approx(getattr(named, key), rel=1e-12)
+    last = np.eye(7)[-1]
+    by_name = stability.finite_width("tanh", None, 1.3, 1.0, 6, 64).statistic(q=last)
+    by_model = stability.finite_width(theory.activation("tanh"), None, 1.3, 1.0, 6, 64)
+    assert by_model.statistic(q=last) == pytest.approx(by_name, rel=1e-12)
 
 
 def test_verify_in_markdown():

@@ -68,6 +68,22 @@ def torch_activation(name: str, slope: float | None = None) -> Tuple[Callable, C
     raise ValueError(f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
 
 
+def autograd_pair(function: Callable) -> Tuple[Callable, Callable]:
+    """``(phi, phi')`` for any elementwise torch function, phi' by autograd. Both evaluate
+    in float64 on a copy of their input (an in-place function leaves it alone, a module with
+    float64 parameters fits) and return the input's dtype."""
+    def phi(h):
+        return function(h.detach().double().clone()).to(h.dtype)
+
+    def dphi(h):
+        with torch.enable_grad():
+            inputs = h.detach().double().clone().requires_grad_(True)
+            derivative, = torch.autograd.grad(function(inputs).sum(), inputs)
+        return derivative.to(h.dtype)
+
+    return phi, dphi
+
+
 def torch_init(name: str, nonlinearity: str, param=None, gain: float | None = None) -> Init:
     """The torch init ``name`` (one of INITS) as a callable on one 2-D weight.
 
@@ -140,12 +156,14 @@ def _mean_square(tensor: torch.Tensor) -> torch.Tensor:
     return (tensor.double() ** 2).mean(dim=1)
 
 
-def measure(activation: str, init: Init, width: int, depth: int, draws: int,
+def measure(activation, init: Init, width: int, depth: int, draws: int,
             slope: float | None = None, q0: Sequence[float] = (1.0,),
             scales: Sequence[float] = (1.0,), device="cpu", dtype=torch.float32,
             seed: int = 0, cpu_threads: int | None = 1) -> Measurement:
     """Run ``draws`` independent networks of ``depth`` layers and ``width`` units.
 
+    ``activation``: one of ACTIVATIONS (with ``slope``), or a ``(phi, phi')`` pair of torch
+    functions for any other (see :func:`autograd_pair`).
     ``cpu_threads``: torch CPU threads while measuring (restored after); None leaves them.
     """
     with _cpu_threads(cpu_threads):
@@ -155,7 +173,8 @@ def measure(activation: str, init: Init, width: int, depth: int, draws: int,
 
 def _measure(activation, init, width, depth, draws, slope, q0, scales, device, dtype,
              seed) -> Measurement:
-    phi, dphi = torch_activation(activation, slope)
+    phi, dphi = (torch_activation(activation, slope) if isinstance(activation, str)
+                 else activation)
     scales, q0 = tuple(float(s) for s in scales), tuple(float(q) for q in q0)
     inputs = len(q0)
     # Column k is input k % inputs at scale k // inputs.

@@ -97,9 +97,15 @@ def _log_derivatives(function, s: float) -> Tuple[float, float, float]:
     return centre, (above - below) / (2 * _STEP), (above - 2 * centre + below) / _STEP**2
 
 
+def _activation(name, slope: float | None) -> theory.Activation:
+    # ``name`` is a theory.Activation (any activation, e.g. one resolved from torch) or the
+    # name of one of theory's built-ins, with ``slope``.
+    return name if isinstance(name, theory.Activation) else theory.activation(name, slope)
+
+
 @lru_cache(maxsize=None)
-def _layer_noise(name: str, slope: float | None, s: float) -> LayerNoise:
-    act = theory.activation(name, slope)
+def _layer_noise(name, slope: float | None, s: float) -> LayerNoise:
+    act = _activation(name, slope)
     phi, dphi = act.phi, act.dphi
 
     def expect(function, scale=s):
@@ -132,9 +138,10 @@ def _hermite4(u, s):
     return z2 * z2 - 6.0 * z2 + 3.0
 
 
-def layer_noise(name: str, slope: float | None, s: float) -> LayerNoise:
-    """``LayerNoise`` of activation ``name`` at pre-activation variance ``s`` (cached)."""
-    if theory.activation(name, slope).homogeneous:
+def layer_noise(name, slope: float | None, s: float) -> LayerNoise:
+    """``LayerNoise`` of activation ``name`` (or a theory.Activation) at pre-activation
+    variance ``s`` (cached)."""
+    if _activation(name, slope).homogeneous:
         # Every ratio and log-derivative is scale-free; only E[phi^2] scales, with s.
         unit = _layer_noise(name, slope, 1.0)
         return replace(unit, log_post=unit.log_post + math.log(s))
@@ -153,7 +160,7 @@ LATTICE = 0.1  # ln s spacing of the interpolation lattice
 
 
 @lru_cache(maxsize=None)
-def _noise_vector(name: str, slope: float | None, node: int) -> Tuple[float, ...]:
+def _noise_vector(name, slope: float | None, node: int) -> Tuple[float, ...]:
     noise = _layer_noise(name, slope, math.exp(node * LATTICE))
     return (noise.log_post, noise.post_slope, noise.post_curvature, noise.log_dphi,
             noise.chi_slope, noise.chi_curvature) + tuple(np.ravel(noise.covariance)) + (
@@ -177,7 +184,7 @@ class FiniteWidth:
     for homogeneous maps). Everything else is as in the module docstring.
     """
 
-    def __init__(self, name: str, slope: float | None, gain: float, q0: float, depth: int,
+    def __init__(self, name, slope: float | None, gain: float, q0: float, depth: int,
                  width: int, reference_gain: float | None = None,
                  weight_kurtosis: float = 0.0) -> None:
         self.gain, self.depth, self.width = float(gain), int(depth), int(width)
@@ -342,10 +349,11 @@ def log_chi(name: str, slope: float | None, gain: float, q: np.ndarray) -> np.nd
 
 
 @lru_cache(maxsize=None)
-def finite_width(name: str, slope: float | None, gain: float, q0: float, depth: int,
+def finite_width(name, slope: float | None, gain: float, q0: float, depth: int,
                  width: int, reference_gain: float | None = None,
                  weight_kurtosis: float = 0.0) -> FiniteWidth:
-    """Cached ``FiniteWidth``: the suite evaluates each model for several inits and dtypes."""
+    """Cached ``FiniteWidth``: the suite evaluates each model for several inits and dtypes.
+    ``name``: a built-in activation's name (with ``slope``) or any theory.Activation."""
     return FiniteWidth(name, slope, gain, q0, depth, width, reference_gain, weight_kurtosis)
 
 
