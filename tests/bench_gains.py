@@ -29,9 +29,8 @@ import math
 import pytest
 import torch
 
-from gainkit import theory
+from gainkit import gainsheet, theory
 from gainkit import torch_activations as acts
-from gainkit.tools import gains
 
 pytest.importorskip("pytest_benchmark")
 
@@ -102,7 +101,7 @@ def test_bench_resolve(benchmark, spec):
 @pytest.mark.parametrize("spec", ["relu", "tanh", "selu", "gelu"])
 def test_bench_full_analysis(benchmark, spec):
     act = acts.resolve(spec)
-    report = benchmark.pedantic(gains.analyse, args=(act, ["forward"], 1.0, True), rounds=3,
+    report = benchmark.pedantic(gainsheet.analyse, args=(act, ["forward"], 1.0, True), rounds=3,
                                 iterations=1)
     assert report["gains"]["forward"] == pytest.approx(
         theory.gain_forward(theory.activation(spec)), rel=1e-9)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from gainkit import theory
+from gainkit import gainsheet, theory
 from gainkit import torch_activations as acts
 from gainkit.tools import gains
 
@@ -83,13 +83,13 @@ def test_gain_definitions_match_theory_md(resolved, spec, forward, backward, cen
     ("leaky_relu", LEAKY_GAIN, 1.0, 1.0 / LEAKY_GAIN, 1.0, "critical"),
 ])
 def test_behaviour_matches_theory_md(resolved, spec, gain, q_star, post_rms, chi_1, regime):
-    row = at(gains.analyse(resolved(spec), [gain], 1.0, strict=True), "given")
+    row = at(gainsheet.analyse(resolved(spec), [gain], 1.0, strict=True), "given")
     assert (row["q_star"], row["post_rms"], row["chi_1"], row["regime"]) == (
         stated(q_star), stated(post_rms), stated(chi_1), regime)
 
 
 def test_selu_three_quarters_forward_depth_scale(resolved):
-    assert at(gains.analyse(resolved("selu"), [0.75], 1.0, True), "given")["xi_q"] == \
+    assert at(gainsheet.analyse(resolved("selu"), [0.75], 1.0, True), "given")["xi_q"] == \
         stated("12.6")
 
 
@@ -100,18 +100,18 @@ def test_selu_three_quarters_forward_depth_scale(resolved):
     ("softplus", SQRT2, "q* -> inf"),
 ])
 def test_critical_gains_match_theory_md(resolved, spec, critical, reason):
-    found = gains.analyse(resolved(spec), [], 1.0, True)["gains"]
+    found = gainsheet.analyse(resolved(spec), [], 1.0, True)["gains"]
     assert found["critical"] == stated(critical)
     assert reason in found["critical_reason"]
 
 
 def test_pytorch_gains_are_those_of_the_installed_torch(resolved):
     init = torch.nn.init
-    report = gains.analyse(resolved("leaky_relu:0.2"), [], 1.0, True)
+    report = gainsheet.analyse(resolved("leaky_relu:0.2"), [], 1.0, True)
     assert report["pytorch_gain"] == init.calculate_gain("leaky_relu", 0.2)
     assert at(report, "pytorch")["regime"] == "critical"
-    assert gains.analyse(resolved("tanh"), [], 1.0, True)["pytorch_gain"] == 5 / 3
-    assert gains.analyse(resolved("elu"), [], 1.0, True)["pytorch_gain"] is None
+    assert gainsheet.analyse(resolved("tanh"), [], 1.0, True)["pytorch_gain"] == 5 / 3
+    assert gainsheet.analyse(resolved("elu"), [], 1.0, True)["pytorch_gain"] is None
 
 
 def test_pytorch_gain_missing_from_this_torch_is_explained(resolved):
@@ -152,14 +152,14 @@ def test_torch_path_equals_numpy_builtin(resolved, name):
 def test_definitions_are_theorys(resolved):
     act = resolved("elu:alpha=0.5").theory
     expected = theory.gain_definitions(act)
-    found = gains.analyse(resolved("elu:alpha=0.5"), [], 1.0, True)["gains"]
+    found = gainsheet.analyse(resolved("elu:alpha=0.5"), [], 1.0, True)["gains"]
     assert {key: found[key] for key in expected} == pytest.approx(expected, rel=1e-12)
     assert found["critical_reason"] == expected.critical_reason
 
 
 @needs("gelu")
 def test_forward_gain_of_gelu_is_a_repelling_fixed_point(resolved):
-    row = at(gains.analyse(resolved("gelu"), ["forward"], 1.0, True), "forward")
+    row = at(gainsheet.analyse(resolved("gelu"), ["forward"], 1.0, True), "forward")
     assert row["q_star"] == 1.0 and not row["stable"]
     assert row["slope"] > 1.0 and row["xi_q"] < 0.0
     definitions = theory.gain_definitions(resolved("gelu").theory)
@@ -206,7 +206,7 @@ def test_forward_slope_includes_the_jumps_of_phi(resolved):
     # V(q) = g^2 E[u^2; |u| > l]: at q = 1 and g = g_f, dV/dq = 1 + g^2 l^3 pdf(l), the last
     # term from the edges of the dead zone moving with q (Stein's lemma alone gives 1).
     lambd = 0.5
-    row = at(gains.analyse(resolved("hardshrink"), ["forward"], 1.0, True), "forward")
+    row = at(gainsheet.analyse(resolved("hardshrink"), ["forward"], 1.0, True), "forward")
     pdf = math.exp(-0.5 * lambd**2) / math.sqrt(2.0 * math.pi)
     assert row["slope"] == pytest.approx(1.0 + row["gain"] ** 2 * lambd**3 * pdf, rel=1e-6)
     assert row["xi_q"] == pytest.approx(-1.0 / math.log(row["slope"]), rel=1e-5)
@@ -237,7 +237,7 @@ def test_parameters_reach_the_function(resolved):
 def test_identity_module_is_linear(resolved):
     act = resolved("Identity")
     assert (act.homogeneous, act.gain_args) == (True, ("linear",))
-    assert gains.analyse(act, [], 1.0, True)["pytorch_gain"] == 1.0
+    assert gainsheet.analyse(act, [], 1.0, True)["pytorch_gain"] == 1.0
 
 
 @pytest.mark.parametrize("text, args, kwargs", [
@@ -414,7 +414,7 @@ def test_verify_measures_against_predicted():
             assert check[key]["within"], check
     given = tanh["verify"][1]["q_out"]
     assert given["mean_field"] == pytest.approx(
-        theory.profile("tanh", 1.2, 1.0, gains.VERIFY_DEPTH)[0][-1], rel=1e-9)
+        theory.profile("tanh", 1.2, 1.0, gainsheet.VERIFY_DEPTH)[0][-1], rel=1e-9)
     rate = 1.2**2 * (1.0 + 0.2**2) / 2.0  # below the critical gain q shrinks by this a layer
     assert leaky["verify"][1]["q_out"]["mean_field"] == pytest.approx(rate**20, rel=1e-9)
 
@@ -431,7 +431,7 @@ def test_verify_measures_any_activation(spec):
     for key in ("q_out", "grad_growth"):
         assert check[key]["within"], check
     assert check["q_out"]["mean_field"] == pytest.approx(
-        theory.profile(acts.resolve(spec).theory, 1.2, 1.0, gains.VERIFY_DEPTH)[0][-1],
+        theory.profile(acts.resolve(spec).theory, 1.2, 1.0, gainsheet.VERIFY_DEPTH)[0][-1],
         rel=1e-9)
 
 

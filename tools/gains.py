@@ -42,8 +42,6 @@ import math
 import sys
 from typing import TYPE_CHECKING, List
 
-import numpy as np
-
 from gainkit import theory
 from gainkit.tools import cli
 
@@ -52,7 +50,7 @@ if TYPE_CHECKING:  # imported when used: torch takes seconds to load, --help mus
 
 PROG = "gainkit gains"
 EXIT_OK, EXIT_USAGE = 0, 2
-NAMED_GAINS = ("forward", "backward", "centred", "critical")
+NAMED_GAINS = theory.GAIN_NAMES
 DEFAULT_Q0 = 1.0
 
 
@@ -107,67 +105,7 @@ class InputError(Exception):
     """A user error, reported on one line with exit code 2."""
 
 
-# --- analysis -----------------------------------------------------------------------------
-
-def _definitions(act: theory.Activation) -> dict:
-    """theory.md's four gains and the reason when there is no critical gain (theory's)."""
-    definitions = theory.gain_definitions(act)
-    return dict(definitions, critical_reason=definitions.critical_reason)
-
-
-def _behaviour(act: acts.TorchActivation, gain: float, source: str, q0: float) -> dict:
-    row = {"gain": gain, "source": source}
-    field = theory.analyse(act.theory, gain, q0)
-    if math.isinf(field.q_star):
-        row["no_fixed_point"] = "q -> inf: the signal blows up"
-        return row
-    row.update((key, getattr(field, key)) for key in MEAN_FIELD_KEYS)
-    row["stable"] = row["slope"] <= 1.0
-    return row
-
-
-MEAN_FIELD_KEYS = ("q_star", "post_rms", "chi_1", "slope", "xi_q", "xi_grad", "depth_10x",
-                   "regime", "kappa_forward", "kappa_backward")
-
-
-def analyse(act: acts.TorchActivation, gains: list, q0: float, strict: bool) -> dict:
-    """Everything the tool prints for one activation. ``strict``: a --gain without a fixed
-    point (or a missing critical gain asked for) is an InputError, not a row."""
-    from gainkit import torch_activations as acts
-
-    definitions = _definitions(act.theory)
-    pytorch, pytorch_note = acts.pytorch_gain(act)
-    targets = [(pytorch, "pytorch")] if pytorch is not None else []
-    for gain in gains:
-        if gain in NAMED_GAINS:
-            if definitions[gain] is None:
-                if strict:
-                    raise InputError(f"{act.name} has no {gain} gain: "
-                                     f"{definitions['critical_reason']}")
-                continue
-            targets.append((definitions[gain], gain))
-        else:
-            targets.append((gain, "given"))
-    rows = []
-    for gain, source in targets:
-        try:
-            rows.append(_behaviour(act, gain, source, q0))
-        except ValueError as error:  # theory: hardshrink's dead signal has no kappa
-            rows.append({"gain": gain, "source": source, "error": str(error)})
-    for row in rows:
-        if strict and row["source"] != "pytorch" and "no_fixed_point" in row:
-            raise InputError(f"{act.name} has no fixed point at gain {row['gain']:.7g} "
-                             f"({row['source']}): {row['no_fixed_point']}")
-        if strict and "error" in row:
-            raise InputError(f"theory cannot analyse {act.name} at gain {row['gain']:.7g}: "
-                             f"{row['error']}")
-    return {
-        "name": act.name, "definition": act.definition, "formula": act.formula,
-        "kinks": list(act.kinks), "jumps": list(act.jumps), "homogeneous": act.homogeneous,
-        "gains": definitions, "pytorch_gain": pytorch, "pytorch_note": pytorch_note,
-        "q0": q0, "at": rows,
-    }
-
+# --- collecting (gainkit.gainsheet does the analysis) ------------------------------------
 
 def _resolve(spec: str) -> acts.TorchActivation:
     from gainkit import torch_activations as acts
@@ -179,6 +117,7 @@ def _resolve(spec: str) -> acts.TorchActivation:
 
 
 def collect(args) -> dict:
+    from gainkit import gainsheet
     from gainkit import torch_activations as acts
 
     strict = not args.all
@@ -200,12 +139,14 @@ def collect(args) -> dict:
         if args.only_missing and acts.pytorch_gain(act)[0] is not None:
             continue
         try:
-            result = analyse(act, args.gain, args.q0, strict)
+            result = gainsheet.analyse(act, args.gain, args.q0, strict)
         except acts.ActivationError as error:  # met only during the analysis (far out)
             raise InputError(f"{spec}: {error}") from None
+        except gainsheet.SheetError as error:
+            raise InputError(str(error)) from None
         if args.verify:
             try:
-                result["verify"] = verify(act, result["at"], args.q0)
+                result["verify"] = gainsheet.verify(act, result["at"], args.q0)
             except (ValueError, ArithmeticError) as error:  # the noise model of a dead signal
                 if strict:
                     raise InputError(f"--verify: {spec}: {error}") from None
@@ -213,55 +154,6 @@ def collect(args) -> dict:
         results.append(result)
     return {"torch": acts.torch.__version__, "command": " ".join([PROG] + args.argv),
             "activations": results, "skipped": skipped}
-
-
-VERIFY_WIDTH, VERIFY_DEPTH, VERIFY_DRAWS = 512, 20, 8
-_BAND_SIGMAS = 3.0
-
-
-def verify(act: acts.TorchActivation, rows: list, q0: float) -> list:
-    """Measured against predicted, per gain: the output's second moment q_L and the growth
-    ``grad_0 / grad_L`` of the mean squared gradient, as geometric means over the draws.
-
-    Predicted: the mean field (theory.profile) and, what the measurement is judged by, the
-    finite-width expectation of the log-mean with its band exp(+-3 sd) from the suite's noise
-    model (gainkit.stability).
-    """
-    measured = {}  # PyTorch's gain may also be g_f (to rounding): measure it once
-    checks = []
-    for row in rows:
-        if "no_fixed_point" in row or "error" in row:
-            continue
-        key = round(row["gain"], 12)
-        if key not in measured:
-            measured[key] = _measure(act, row["gain"], q0)
-        checks.append(dict(measured[key], gain=row["gain"], source=row["source"]))
-    return checks
-
-
-def _measure(act: acts.TorchActivation, gain: float, q0: float) -> dict:
-    from gainkit import probe, stability
-
-    last = np.zeros(VERIFY_DEPTH + 1)
-    last[-1] = 1.0
-    init = probe.torch_init("xavier_normal", "linear", gain=gain)  # the gain is given
-    measured = probe.measure(probe.autograd_pair(act.function), init, VERIFY_WIDTH,
-                             VERIFY_DEPTH, VERIFY_DRAWS, q0=(q0,))
-    q, chi = theory.profile(act.theory, gain, q0, VERIFY_DEPTH)
-    model = stability.finite_width(act.theory, None, gain, q0, VERIFY_DEPTH, VERIFY_WIDTH)
-    check = {"width": VERIFY_WIDTH, "depth": VERIFY_DEPTH, "draws": VERIFY_DRAWS}
-    for key, values, mean_field, statistic in (
-            ("q_out", measured.q[0, :, 0, -1], q[-1], model.statistic(q=last)),
-            ("grad_growth", measured.grad[0, :, 0, 0] / measured.grad[0, :, 0, -1],
-             np.prod(chi[:-1]), model.statistic(ratio=1.0 - last))):
-        with np.errstate(divide="ignore"):
-            found = float(np.mean(np.log(values)))
-        centre, variance = statistic
-        half_width = _BAND_SIGMAS * math.sqrt(variance / VERIFY_DRAWS)
-        check[key] = {"measured": math.exp(found), "mean_field": float(mean_field),
-                      "predicted": math.exp(centre), "band": math.exp(half_width),
-                      "within": bool(abs(found - centre) <= half_width)}
-    return check
 
 
 # --- output -------------------------------------------------------------------------------
