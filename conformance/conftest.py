@@ -15,10 +15,8 @@ import torch
 
 import gainkit.expectations
 from gainkit import torchinfo
-from gainkit.expectations import GAINS, REFERENCES
+from gainkit.expectations import DEVICE_DTYPES, GAINS, REFERENCES
 
-# float64 CUDA kernels are not what users train with, and they double the CUDA time.
-DEVICE_DTYPES = (("cpu", torch.float32), ("cpu", torch.float64), ("cuda", torch.float32))
 CUDA_MISSING = "CUDA not available: torch.cuda.is_available() is False"
 RESULTS_PLUGIN = "gainkit-results"
 
@@ -126,7 +124,8 @@ def pytest_report_header(config):
 def device_dtype_params(config, with_dtype: bool) -> list:
     params = []
     seen = set()
-    for device, dtype in DEVICE_DTYPES:
+    for device, dtype_label in DEVICE_DTYPES:
+        dtype = getattr(torch, dtype_label)
         if device not in selected_devices(config):
             continue
         marks = [pytest.mark.cuda] if device == "cuda" else []
@@ -134,7 +133,7 @@ def device_dtype_params(config, with_dtype: bool) -> list:
             marks.append(pytest.mark.skip(reason=CUDA_MISSING))
         if with_dtype:
             params.append(pytest.param(device, dtype, marks=marks,
-                                       id=f"{device}-{dtype_name(dtype)}"))
+                                       id=f"{device}-{dtype_label}"))
         elif device not in seen:
             seen.add(device)
             params.append(pytest.param(device, marks=marks, id=device))

@@ -27,15 +27,13 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from gainkit.expectations import GAINS
+from gainkit.expectations import DEVICE_DTYPES, GAINS
 
 FALSE_ALARM_RATE = 1e-4
 MISS_RATE = 1e-4
 GAIN_ERROR = 0.05
 # A 5% gain error moves the variance by 1.05^2 - 1 or 1 - 0.95^2; the smaller must show.
 VARIANCE_EFFECT = min((1 + GAIN_ERROR) ** 2 - 1, 1 - (1 - GAIN_ERROR) ** 2)
-# cpu-float32, cpu-float64, cuda-float32: conftest's device x dtype instances.
-DEVICE_DTYPE_INSTANCES = 3
 CHECKS_PER_TEST = 3  # second moment, kurtosis, max|w| (uniform only; counted for all)
 
 
@@ -77,7 +75,7 @@ def first_per_value(cases) -> list:
 XAVIER_CASES = first_per_value(GAINS)
 
 TESTS_IN_FILE = len(LAYERS) * len(FAMILIES) * (len(MODES) * len(GAINS) + len(XAVIER_CASES))
-ASSERTIONS_IN_FILE = TESTS_IN_FILE * DEVICE_DTYPE_INSTANCES * CHECKS_PER_TEST
+ASSERTIONS_IN_FILE = TESTS_IN_FILE * len(DEVICE_DTYPES) * CHECKS_PER_TEST
 ALARM_RATE_EACH = FALSE_ALARM_RATE / ASSERTIONS_IN_FILE
 Z_ALARM = float(norm.isf(ALARM_RATE_EACH / 2))  # two-sided bands
 Z_POWER = float(norm.isf(MISS_RATE))

@@ -59,6 +59,7 @@ import numpy as np
 from scipy import interpolate, stats
 
 from gainkit import theory
+from gainkit.expectations import DEVICE_DTYPES
 
 FAMILY_ALPHA = 1e-3  # false-alarm probability of the whole stability suite
 CONTROL_FACTORS = (1.05, 0.95)  # negative controls: the gain off by +-5%
@@ -621,7 +622,6 @@ INITS = (
     "kaiming_uniform_fan_out",
 )
 CLAIM_INIT = "xavier_normal"  # the forum's init
-DEVICE_DTYPES = 3  # cpu-float32, cpu-float64, cuda-float32 (conformance/conftest.py)
 PER_DESIGN = 8  # comparisons besides the per-layer ones: window, slope, residual, regime,
 #                 and the 2 controls x (forward, residual)
 PER_CLAIM = 5  # post RMS, growth, regime, 2 controls
@@ -676,9 +676,9 @@ def suite_z(covered: Sequence[Subject], depth: int | None = None) -> float:
     for subject in covered:
         layers = depth or default_depth(theory.analyse(
             theory.activation(subject.activation, subject.slope), subject.gain))
-        comparisons += (layers + PER_DESIGN) * len(INITS) * DEVICE_DTYPES
+        comparisons += (layers + PER_DESIGN) * len(INITS) * len(DEVICE_DTYPES)
         if subject.claim:
-            comparisons += PER_CLAIM * DEVICE_DTYPES
+            comparisons += PER_CLAIM * len(DEVICE_DTYPES)
     return z_score(comparisons)
 
 
