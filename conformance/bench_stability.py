@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gainkit import probe, stability
+from gainkit import probe, stability, torchinfo
 
 pytest.importorskip("pytest_benchmark")
 
@@ -29,7 +29,7 @@ FORUM_BATCH = 1000
 def _run(subject, init, dtype, z, claim=False) -> None:
     design = stability.suite_design(subject, init, z, claim=claim)
     torch_init = probe.torch_init(init, *subject.init_arguments(init))
-    dtype_name = str(dtype).replace("torch.", "")
+    dtype_name = torchinfo.dtype_name(dtype)
     measurement = probe.measure_design(
         design, torch_init, stability.scales(), "cpu", dtype,
         stability.suite_seed(0, subject, init, "cpu", dtype_name, claim))

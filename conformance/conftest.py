@@ -25,10 +25,6 @@ def expectations_path() -> str:
     return os.path.join(os.path.dirname(gainkit.expectations.__file__), "data", "gains.toml")
 
 
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
 def pytest_addoption(parser):
     group = parser.getgroup("gainkit", "gainkit conformance suite")
     group.addoption("--device", choices=("cpu", "cuda", "all"), default="all",

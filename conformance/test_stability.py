@@ -24,7 +24,7 @@ import math
 import numpy as np
 import pytest
 
-from gainkit import probe, stability
+from gainkit import probe, stability, torchinfo
 
 SUBJECTS = stability.subjects()
 CLAIMED = tuple(subject for subject in SUBJECTS if subject.claim)
@@ -41,7 +41,7 @@ _RUNS = {}
 
 def _run(subject, init, device, dtype, seed, z, overrides, require_gain, claim=False):
     """The design and the observed statistics (cached: forward and backward share a run)."""
-    dtype_name = str(dtype).replace("torch.", "")
+    dtype_name = torchinfo.dtype_name(dtype)
     key = (subject.id, init, device, dtype_name, seed, claim, tuple(sorted(overrides.items())))
     if key not in _RUNS:
         if subject.case is not None:

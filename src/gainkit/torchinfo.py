@@ -16,6 +16,11 @@ import torch
 from gainkit.expectations import GainCase, version_tuple
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float32`` -> ``'float32'``, as in test ids, seeds and the JSON results."""
+    return str(dtype).replace("torch.", "")
+
+
 def installed_version() -> Tuple[int, ...]:
     return version_tuple(torch.__version__)
 
