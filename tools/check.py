@@ -18,7 +18,6 @@ then pytest's, unchanged: 0 the torch conforms, 1 a deviation (a conformance tes
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -46,14 +45,8 @@ def _can_run_suite(python: str) -> bool:
     return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, as for every other user error
-        self.exit(patchkit.EXIT_USAGE, f"{PROG}: error: {message}\n")
-
-
 def main(argv: List[str] | None = None) -> int:
-    parser = _Parser(prog=PROG, description=__doc__.split("\n\n", 1)[1],
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ToolParser(PROG, __doc__)
     parser.add_argument("--python", metavar="PATH", default=sys.executable,
                         help="interpreter or virtual environment to check (default: this one)")
     parser.add_argument("--no-patch", action="store_true",

@@ -7,6 +7,7 @@ the output that was not read is dropped quietly, as a shell reports SIGPIPE).
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -23,6 +24,18 @@ TOOLS = {
               "false alarms",
     "envcheck": "assert that a tox env imports the torch release its name says",
 }
+
+
+class ToolParser(argparse.ArgumentParser):
+    """A gainkit tool's argument parser: its module docstring's body is the description, and a
+    usage error is one line on stderr with exit 2, like every other user error."""
+
+    def __init__(self, prog: str, doc: str) -> None:
+        super().__init__(prog=prog, description=doc.split("\n\n", 1)[1],
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def error(self, message: str) -> None:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _usage() -> str:

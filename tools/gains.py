@@ -54,11 +54,6 @@ NAMED_GAINS = theory.GAIN_NAMES
 DEFAULT_Q0 = 1.0
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, as for every other user error
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
-
-
 def _gain(text: str):
     if text in NAMED_GAINS:
         return text
@@ -83,8 +78,7 @@ def _q0(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.split("\n\n", 1)[1],
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ToolParser(PROG, __doc__)
     parser.add_argument("activations", nargs="*", metavar="ACTIVATION")
     parser.add_argument("--all", action="store_true",
                         help="every elementwise activation in torch.nn.functional")

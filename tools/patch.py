@@ -52,14 +52,8 @@ from gainkit.tools import cli
 PROG = "gainkit patch"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, as for every other user error
-        self.exit(patchkit.EXIT_USAGE, f"{PROG}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.split("\n\n", 1)[1],
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ToolParser(PROG, __doc__)
     parser.add_argument("command", choices=["status", "check", "apply", "revert"])
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--tree", metavar="PATH", help="a pytorch checkout or source tree")

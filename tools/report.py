@@ -21,19 +21,14 @@ import sys
 from typing import List
 
 from gainkit import reporting
+from gainkit.tools import cli
 
 PROG = "gainkit report"
 EXIT_CONFORMS, EXIT_DEVIATES, EXIT_INPUT = 0, 1, 2
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, as for every other user error
-        self.exit(EXIT_INPUT, f"{PROG}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.split("\n\n", 1)[1],
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ToolParser(PROG, __doc__)
     parser.add_argument("results", nargs="+", metavar="RESULTS",
                         help="results JSON files or directories of them")
     parser.add_argument("--output", metavar="FILE",
@@ -94,4 +89,4 @@ def main(argv: List[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, prog=PROG))
