@@ -40,11 +40,6 @@ DEFAULT_SEEDS = 50
 SHOWN_IDS = 3
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, as for every other user error
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
-
-
 def _integer(text: str) -> int:
     try:
         return int(text)
@@ -86,8 +81,7 @@ def _mutant_names(text: str) -> List[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.split("\n\n", 1)[1],
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ToolParser(PROG, __doc__)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true",
                        help="every mutant of the catalogue (the default)")
