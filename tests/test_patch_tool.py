@@ -14,10 +14,10 @@ import tempfile
 import time
 
 import pytest
-from gainkit.tools import patch as cli
 from packaging.version import Version
 
 from gainkit import patchkit
+from gainkit.tools import patch as cli
 
 SELU_UPSTREAM, WARNING_UPSTREAM = Version("1.8.0"), Version("1.9.0")
 
