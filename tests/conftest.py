@@ -132,6 +132,19 @@ def run_cli(series_dir):
 
 
 @pytest.fixture
+def one_error():
+    """Check that the CLI failed as a user error must: that exit code, one stderr line naming
+    the tool, no traceback; returns the line."""
+    def check(result, code):
+        assert result.returncode == code, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("gainkit patch: "), result.stderr
+        return lines[0]
+    return check
+
+
+@pytest.fixture
 def start_cli(series_dir):
     """Start `python -m gainkit.tools.patch ARGS --patches <series>` paused at a step of its
     write (GAINKIT_TEST_PAUSE_AFTER_PATCH=STEP:SECONDS); returns it once it is there. Any

@@ -54,15 +54,6 @@ def journals(root: Path):
     return sorted(root.glob(patchjournal.JOURNAL_PREFIX + "*"))
 
 
-def one_error(result, code):
-    """Failed as a user error must: that exit code, one stderr line, no traceback."""
-    assert result.returncode == code, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gainkit patch: "), result.stderr
-    return lines[0]
-
-
 def kill(process):
     process.kill()
     process.communicate()
@@ -246,7 +237,7 @@ def test_a_journal_that_was_never_completed_is_just_removed(make_tree, run_cli, 
 
 
 def test_a_rollback_that_cannot_be_done_is_one_line_and_keeps_the_journal(
-        make_tree, run_cli, start_cli):
+        make_tree, run_cli, start_cli, one_error):
     tree = make_tree(RELEASE)
     process = start_cli("apply", "--tree", str(tree), step="file-1")
     kill(process)
@@ -263,7 +254,7 @@ def test_a_rollback_that_cannot_be_done_is_one_line_and_keeps_the_journal(
 # -- two runs at once ---------------------------------------------------------------------
 
 def test_a_second_run_is_refused_while_the_first_writes(make_tree, run_cli, start_cli, digest,
-                                                        patched_digest):
+                                                        patched_digest, one_error):
     tree = make_tree(RELEASE)
     todo = plan_for(tree).having(patchkit.APPLIES)
     first = start_cli("apply", "--tree", str(tree), step="file-1")
@@ -349,7 +340,7 @@ def test_a_disk_that_fills_up_half_way_is_rolled_back(small_disk, make_tree, sta
     assert worktree_digest(tree) == patched_digest()
 
 
-def test_a_full_disk_is_refused_before_writing(small_disk, make_tree, run_cli, digest):
+def test_a_full_disk_is_refused_before_writing(small_disk, make_tree, run_cli, digest, one_error):
     tree = make_tree(RELEASE, where=small_disk / "pytorch")
     original = digest(tree)
     fill(small_disk)
@@ -360,7 +351,7 @@ def test_a_full_disk_is_refused_before_writing(small_disk, make_tree, run_cli, d
 
 
 def test_a_disk_too_full_for_the_backups_is_refused_before_writing(small_disk, make_tree,
-                                                                   run_cli, digest):
+                                                                   run_cli, digest, one_error):
     tree = make_tree(RELEASE, where=small_disk / "pytorch")
     original = digest(tree)
     fill(small_disk)

@@ -46,15 +46,6 @@ def gain(init_py, nonlinearity):
     return namespace["calculate_gain"](nonlinearity)
 
 
-def one_error(result, code):
-    """The CLI failed as a user error must: that exit code, one stderr line, no traceback."""
-    assert result.returncode == code, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gainkit patch: "), result.stderr
-    return lines[0]
-
-
 # -- the series ---------------------------------------------------------------------------
 
 def test_fields_are_read_from_the_patch_files(series):
@@ -265,7 +256,7 @@ def test_apply_commits_with_git_am_keeping_authors_and_revert_drops_the_commits(
 
 
 def test_revert_refuses_when_other_commits_sit_on_top_of_the_series(make_tree, git, run_cli,
-                                                                    digest):
+                                                                    digest, one_error):
     tree = make_tree("1.7.1", checkout=True)
     assert run_cli("apply", "--tree", str(tree)).returncode == 0
     (tree / "NOTES").write_text("later work\n")
@@ -277,7 +268,7 @@ def test_revert_refuses_when_other_commits_sit_on_top_of_the_series(make_tree, g
     assert digest(tree) == before
 
 
-def test_working_tree_mode_makes_no_commits(make_tree, series, git, run_cli, digest):
+def test_working_tree_mode_makes_no_commits(make_tree, series, git, run_cli, digest, one_error):
     tree = make_tree("1.7.1", checkout=True)
     original, head = digest(tree), git(tree, "rev-parse", "HEAD")
     status = run_cli("status", "--tree", str(tree), "--working-tree")
@@ -293,7 +284,7 @@ def test_working_tree_mode_makes_no_commits(make_tree, series, git, run_cli, dig
 
 
 def test_a_failing_git_am_rolls_back_the_patches_already_committed(make_tree, git, run_cli,
-                                                                   digest):
+                                                                   digest, one_error):
     tree = make_tree("1.7.1", checkout=True)
     hook = tree / ".git" / "hooks" / "pre-applypatch"
     hook.write_text("#!/bin/sh\n[ -e .git/second ] && exit 1\ntouch .git/second\n")
@@ -308,7 +299,7 @@ def test_a_failing_git_am_rolls_back_the_patches_already_committed(make_tree, gi
 @pytest.mark.parametrize("change, cause", [
     ("local", "torch/nn/init.py: has local changes"),
     ("staged", ": the index has staged changes")])
-def test_a_dirty_checkout_is_refused(make_tree, git, run_cli, digest, change, cause):
+def test_a_dirty_checkout_is_refused(make_tree, git, run_cli, digest, change, cause, one_error):
     tree = make_tree("1.7.1", checkout=True)
     if change == "local":
         with (tree / "torch/nn/init.py").open("a") as stream:
@@ -355,7 +346,8 @@ def _immutable(*paths):
 
 
 @pytest.mark.parametrize("what", ["file", "directory"])
-def test_a_read_only_site_packages_is_refused_before_writing(fake_site, run_cli, digest, what):
+def test_a_read_only_site_packages_is_refused_before_writing(fake_site, run_cli, digest, what,
+                                                             one_error):
     site = fake_site("1.7.1")
     init_py = site / "torch/nn/init.py"
     locked = init_py if what == "file" else init_py.parent
@@ -373,7 +365,8 @@ def test_a_read_only_site_packages_is_refused_before_writing(fake_site, run_cli,
 # -- errors -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("case", ["missing", "empty", "no-version", "bad-version"])
-def test_a_directory_that_is_not_a_torch_tree_is_named(make_tree, run_cli, tmp_path, case):
+def test_a_directory_that_is_not_a_torch_tree_is_named(make_tree, run_cli, tmp_path, case,
+                                                       one_error):
     tree = tmp_path / "not-torch"
     if case != "missing":
         tree.mkdir()
@@ -389,7 +382,7 @@ def test_a_directory_that_is_not_a_torch_tree_is_named(make_tree, run_cli, tmp_p
         "bad-version": f"{tree}/version.txt: 'main' is not a version"}[case]
 
 
-def test_an_interpreter_without_torch_or_no_interpreter_is_named(run_cli, tmp_path):
+def test_an_interpreter_without_torch_or_no_interpreter_is_named(run_cli, tmp_path, one_error):
     bare = tmp_path / "python-without-site"
     bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
     bare.chmod(0o755)
@@ -401,7 +394,7 @@ def test_an_interpreter_without_torch_or_no_interpreter_is_named(run_cli, tmp_pa
 
 @pytest.mark.parametrize("args", [
     ["apply", "--working-tree"], ["frobnicate"], ["status", "--tree", "x", "--python", "y"]])
-def test_usage_errors_are_one_line(run_cli, args):
+def test_usage_errors_are_one_line(run_cli, args, one_error):
     one_error(run_cli(*args), 2)
 
 
