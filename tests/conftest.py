@@ -110,9 +110,13 @@ def digest():
             rel = path.relative_to(tree)
             if rel.parts[0] == ".git":
                 continue
-            sha.update(f"{rel} {oct(path.lstat().st_mode)}\n".encode())
-            if path.is_file():
-                sha.update(path.read_bytes())
+            try:
+                mode = path.lstat().st_mode
+                data = path.read_bytes() if path.is_file() else b""
+            except FileNotFoundError:  # renamed away by a write in flight (tests that poll)
+                continue
+            sha.update(f"{rel} {oct(mode)}\n".encode())
+            sha.update(data)
         if (tree / ".git").exists():
             sha.update(_git(tree, "rev-parse", "HEAD").encode())
             sha.update(_git(tree, "status", "--porcelain", "--untracked-files=all").encode())
