@@ -31,14 +31,19 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_LIMIT = 200 * 1024
 
 
+def run_suite_slice(folder: Path, *extra: str) -> tuple:
+    path = folder / "results.json"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "--device", "cpu", "--gainkit-json", str(path), *extra] + SUITE_SLICE
+    finished = subprocess.run(command, cwd=str(ROOT), capture_output=True, text=True)
+    return finished, json.loads(path.read_text(encoding="utf-8"))
+
+
 @pytest.fixture(scope="session")
 def real_results(tmp_path_factory) -> dict:
-    path = tmp_path_factory.mktemp("suite") / "results.json"
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "--device", "cpu", "--gainkit-json", str(path)] + SUITE_SLICE
-    finished = subprocess.run(command, cwd=str(ROOT), capture_output=True, text=True)
+    finished, results = run_suite_slice(tmp_path_factory.mktemp("suite"))
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
-    return json.loads(path.read_text(encoding="utf-8"))
+    return results
 
 
 def as_release(results: dict, version: str) -> dict:
@@ -151,6 +156,22 @@ def test_one_deviating_release_makes_the_report_fail(capsys, matrix_dir, real_re
     assert "py38-torch1.7.1" not in deviations
     assert err.startswith("gainkit report: py310-torch2.0.1 deviates: ")
     assert len(err.splitlines()) == 1
+
+
+def test_a_release_run_with_a_wrong_gain_makes_the_report_fail(capsys, tmp_path, real_results):
+    """Not an edited file: the suite itself runs with calculate_gain('tanh') 5% off."""
+    finished, wrong = run_suite_slice(tmp_path, "-p", "gainkit.mutants",
+                                      "--gainkit-mutant", "gain-tanh-x1.05")
+    assert finished.returncode == 1, finished.stdout[-3000:] + finished.stderr[-3000:]
+    folder = tmp_path / "results"
+    write(folder, "py311-torch2.13.0", real_results)
+    write(folder, "py310-torch2.0.1", as_release(wrong, "2.0.1"))
+    code, out, err = run_report(capsys, folder)
+    assert code == 1
+    assert "**1 of 2 releases deviates: py310-torch2.0.1.**" in out
+    assert table_row(out, "tanh")[1].startswith("❌ deviates")
+    assert table_row(out, "relu")[1].startswith("✅")
+    assert err.startswith("gainkit report: py310-torch2.0.1 deviates: tanh")
 
 
 def test_a_gain_missing_after_patching_is_reported_as_missing(capsys, matrix_dir, real_results):
