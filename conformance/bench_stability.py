@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gainkit import probe, stability, torchinfo
+from gainkit import finitewidth, probe, stability, torchinfo
 
 pytest.importorskip("pytest_benchmark")
 
@@ -49,7 +49,7 @@ def _configurations():
 
 def _full_coverage() -> int:
     # Fresh theory caches: a suite run starts without them.
-    stability.finite_width.cache_clear()
+    finitewidth.finite_width.cache_clear()
     z = stability.suite_z(stability.subjects())
     count = 0
     for subject, init, dtype, claim in _configurations():

@@ -3,7 +3,7 @@
 For each gain (gains.toml cases with ``stability = true``, plus the SNN paper's SELU gain 1) and
 each of xavier_normal/uniform and kaiming_normal/uniform (fan_in, fan_out), the probe
 (``gainkit.probe``) runs deep bias-free square MLPs initialised by the real torch function and
-compares them with mean-field theory corrected for finite width (``gainkit.stability``):
+compares them with mean-field theory corrected for finite width (``gainkit.finitewidth``):
 
 - forward: per-layer second moment of the pre-activations against the predicted profile,
   and its converged value (or, for critical gains, the endpoint of a preserved signal);

@@ -436,7 +436,7 @@ def test_verify_measures_any_activation(spec):
 
 
 def test_probe_and_noise_model_of_a_pair_equal_those_of_the_name():
-    from gainkit import probe, stability
+    from gainkit import finitewidth, probe
 
     init = probe.torch_init("xavier_normal", "tanh", gain=1.3)
     named = probe.measure("tanh", init, 64, 6, 3, dtype=torch.float64)
@@ -444,8 +444,8 @@ def test_probe_and_noise_model_of_a_pair_equal_those_of_the_name():
     for key in ("q", "post", "grad"):
         assert getattr(paired, key) == pytest.approx(getattr(named, key), rel=1e-12)
     last = np.eye(7)[-1]
-    by_name = stability.finite_width("tanh", None, 1.3, 1.0, 6, 64).statistic(q=last)
-    by_model = stability.finite_width(theory.activation("tanh"), None, 1.3, 1.0, 6, 64)
+    by_name = finitewidth.finite_width("tanh", None, 1.3, 1.0, 6, 64).statistic(q=last)
+    by_model = finitewidth.finite_width(theory.activation("tanh"), None, 1.3, 1.0, 6, 64)
     assert by_model.statistic(q=last) == pytest.approx(by_name, rel=1e-12)
 
 

@@ -25,7 +25,7 @@ and, at PyTorch's gain (the installed torch's calculate_gain, where it has one) 
 
 --verify runs the empirical deep-network probe (gainkit.probe) at each of those gains and
 prints the measured output second moment and gradient growth against the prediction, with
-finite-width corrections and a 3-sigma band (gainkit.stability), for any activation
+finite-width corrections and a 3-sigma band (gainkit.finitewidth), for any activation
 (phi' by autograd).
 
 Exit codes:
@@ -216,7 +216,7 @@ def _verify_caption(report: dict) -> str:
             return ("probe: {draws} networks of {depth} layers x {width} units, xavier_normal_ at "
                     "the gain. q_L: output second moment; grad growth: grad_0 / grad_L of the "
                     "mean squared gradient; geometric means over the networks, predicted with "
-                    "finite-width corrections and a 3-sigma band (gainkit.stability)"
+                    "finite-width corrections and a 3-sigma band (gainkit.finitewidth)"
                     .format(**check))
     return ""
 

@@ -3,7 +3,7 @@
 For a resolved activation (gainkit.torch_activations): theory.md's gains, PyTorch's gain, the
 mean-field behaviour at each gain asked for (gainkit.theory), and optionally measurements of
 those gains on deep random networks (gainkit.probe) judged against the finite-width model
-(gainkit.stability). Presentation is the CLI's (tools/gains.py).
+(gainkit.finitewidth). Presentation is the CLI's (tools/gains.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from gainkit import probe, stability, theory
+from gainkit import finitewidth, probe, theory
 from gainkit import torch_activations as acts
 
 NAMED_GAINS = theory.GAIN_NAMES
@@ -92,7 +92,7 @@ def verify(act: acts.TorchActivation, rows: list, q0: float) -> list:
 
     Predicted: the mean field (theory.profile) and, what the measurement is judged by, the
     finite-width expectation of the log-mean with its band exp(+-3 sd) from the suite's noise
-    model (gainkit.stability).
+    model (gainkit.finitewidth).
     """
     measured = {}  # PyTorch's gain may also be g_f (to rounding): measure it once
     checks = []
@@ -113,7 +113,7 @@ def _measure(act: acts.TorchActivation, gain: float, q0: float) -> dict:
     measured = probe.measure(probe.autograd_pair(act.function), init, VERIFY_WIDTH,
                              VERIFY_DEPTH, VERIFY_DRAWS, q0=(q0,))
     q, chi = theory.profile(act.theory, gain, q0, VERIFY_DEPTH)
-    model = stability.finite_width(act.theory, None, gain, q0, VERIFY_DEPTH, VERIFY_WIDTH)
+    model = finitewidth.finite_width(act.theory, None, gain, q0, VERIFY_DEPTH, VERIFY_WIDTH)
     check = {"width": VERIFY_WIDTH, "depth": VERIFY_DEPTH, "draws": VERIFY_DRAWS}
     for key, values, mean_field, statistic in (
             ("q_out", measured.q[0, :, 0, -1], q[-1], model.statistic(q=last)),
