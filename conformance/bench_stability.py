@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gainkit import finitewidth, probe, stability, torchinfo
+from gainkit import coverage, finitewidth, probe, stability, torchinfo
 
 pytest.importorskip("pytest_benchmark")
 
@@ -27,30 +27,30 @@ FORUM_BATCH = 1000
 
 
 def _run(subject, init, dtype, z, claim=False) -> None:
-    design = stability.suite_design(subject, init, z, claim=claim)
+    design = coverage.suite_design(subject, init, z, claim=claim)
     torch_init = probe.torch_init(init, *subject.init_arguments(init))
     dtype_name = torchinfo.dtype_name(dtype)
     measurement = probe.measure_design(
-        design, torch_init, stability.scales(), "cpu", dtype,
-        stability.suite_seed(0, subject, init, "cpu", dtype_name, claim))
-    for scale in range(len(stability.scales())):
+        design, torch_init, coverage.scales(), "cpu", dtype,
+        coverage.suite_seed(0, subject, init, "cpu", dtype_name, claim))
+    for scale in range(len(coverage.scales())):
         stability.observe(design, measurement, scale)
 
 
 def _configurations():
-    subjects = stability.subjects()
+    subjects = coverage.subjects()
     for dtype in DTYPES:
         for subject in subjects:
-            for init in stability.INITS:
+            for init in coverage.INITS:
                 yield subject, init, dtype, False
             if subject.claim:
-                yield subject, stability.CLAIM_INIT, dtype, True
+                yield subject, coverage.CLAIM_INIT, dtype, True
 
 
 def _full_coverage() -> int:
     # Fresh theory caches: a suite run starts without them.
     finitewidth.finite_width.cache_clear()
-    z = stability.suite_z(stability.subjects())
+    z = coverage.suite_z(coverage.subjects())
     count = 0
     for subject, init, dtype, claim in _configurations():
         _run(subject, init, dtype, z, claim)
@@ -67,9 +67,9 @@ def test_bench_full_coverage_cpu(benchmark):
 
 def test_bench_one_configuration(benchmark):
     """One representative configuration: relu (kappa 5, the widest noise), xavier_normal."""
-    subject = next(s for s in stability.subjects() if s.id == "relu")
-    z = stability.suite_z(stability.subjects())
-    stability.suite_design(subject, "xavier_normal", z)  # theory outside the timing
+    subject = next(s for s in coverage.subjects() if s.id == "relu")
+    z = coverage.suite_z(coverage.subjects())
+    coverage.suite_design(subject, "xavier_normal", z)  # theory outside the timing
     benchmark.pedantic(_run, args=(subject, "xavier_normal", torch.float32, z), rounds=5,
                        iterations=1)
 

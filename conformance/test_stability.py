@@ -14,7 +14,7 @@ compares them with mean-field theory corrected for finite width (``gainkit.finit
 Every test also runs a negative control -- the same draws with the weights scaled by 1.05 and
 0.95 -- and asserts that it lands outside the band, so each band provably resolves a 5% gain
 error. Bands are z standard errors of the finite-width model, z from a Bonferroni bound that
-keeps the whole file's false-alarm probability under ``stability.FAMILY_ALPHA``.
+keeps the whole file's false-alarm probability under ``coverage.FAMILY_ALPHA``.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ import math
 import numpy as np
 import pytest
 
-from gainkit import probe, stability, torchinfo
+from gainkit import coverage, probe, stability, torchinfo
 
-SUBJECTS = stability.subjects()
+SUBJECTS = coverage.subjects()
 CLAIMED = tuple(subject for subject in SUBJECTS if subject.claim)
 
 
 @pytest.fixture(scope="module")
 def z_score(probe_overrides) -> float:
     """Bonferroni z over every comparison the file makes on every device and dtype."""
-    return stability.suite_z(SUBJECTS, probe_overrides["depth"])
+    return coverage.suite_z(SUBJECTS, probe_overrides["depth"])
 
 
 _RUNS = {}
@@ -47,11 +47,11 @@ def _run(subject, init, device, dtype, seed, z, overrides, require_gain, claim=F
         if subject.case is not None:
             require_gain(subject.case)  # fails with the patch to apply when torch lacks it
         torch_init = probe.torch_init(init, *subject.init_arguments(init))
-        design = stability.suite_design(subject, init, z, overrides["width"],
-                                        overrides["depth"], overrides["draws"], claim)
+        design = coverage.suite_design(subject, init, z, overrides["width"],
+                                       overrides["depth"], overrides["draws"], claim)
         measurement = probe.measure_design(
-            design, torch_init, stability.scales(), device, dtype,
-            stability.suite_seed(seed, subject, init, device, dtype_name, claim))
+            design, torch_init, coverage.scales(), device, dtype,
+            coverage.suite_seed(seed, subject, init, device, dtype_name, claim))
         _RUNS[key] = design, [stability.observe(design, measurement, k) for k in range(3)]
     return _RUNS[key]
 
@@ -142,7 +142,7 @@ def _rms(log_post: float) -> str:
 
 SUBJECT_IDS = [subject.id for subject in SUBJECTS]
 parametrise_subject = pytest.mark.parametrize("subject", SUBJECTS, ids=SUBJECT_IDS)
-parametrise_init = pytest.mark.parametrize("init", stability.INITS)
+parametrise_init = pytest.mark.parametrize("init", coverage.INITS)
 
 
 @parametrise_subject
@@ -202,7 +202,7 @@ def test_backward_gradient_growth_matches_chi(subject, init, device, dtype, seed
 def test_forum_claim(subject, device, dtype, seed, z_score, probe_overrides, require_gain,
                      results):
     """The forum's network (xavier_normal, unit input) run deep enough to settle at q*."""
-    init = stability.CLAIM_INIT
+    init = coverage.CLAIM_INIT
     design, observed = _run(subject, init, device, dtype, seed, z_score, probe_overrides,
                             require_gain, claim=True)
     nominal = observed[0]

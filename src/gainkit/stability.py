@@ -2,11 +2,11 @@
 and the reduction of a measurement to the judged statistics.
 
 The finite-width model (``gainkit.finitewidth``) gives each statistic's mean and single-draw
-variance.
+variance; the suite's coverage (``gainkit.coverage``) says which gains and inits get a design.
 
 Bands. The mean of a statistic T over S independent draws gets ``E[T] +- z sqrt(Var[T] / S)``,
 with z from a Bonferroni bound on the whole suite's family-wise false-alarm probability
-(``suite_z``).
+(``gainkit.coverage.suite_z``).
 
 Design (``plan``). One input per draw and column: samples sharing weights do not average the
 weight noise away (theory.md), and a batch's variance would depend on input correlations the
@@ -21,30 +21,22 @@ put every +-5% negative control outside its band with the same confidence z
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Sequence, Tuple
 
 import numpy as np
-from scipy import interpolate, stats
+from scipy import interpolate
 
 from gainkit import theory
-from gainkit.expectations import DEVICE_DTYPES
 from gainkit.finitewidth import FiniteWidth, finite_width
 
-FAMILY_ALPHA = 1e-3  # false-alarm probability of the whole stability suite
 CONTROL_FACTORS = (1.05, 0.95)  # negative controls: the gain off by +-5%
 CONVERGED = 0.01  # |ln q - ln q*| below which the profile has reached the fixed point
 GRADIENT_RANGE = math.log(1e18)  # largest change of the squared gradient a probe may span
 NEAR_CRITICAL_RATE = math.log(10.0) / theory.NEAR_CRITICAL_DEPTH  # |ln chi_1| boundary
 DEFAULT_WIDTH = 64
 DEFAULT_DEPTH = 24
-
-
-def z_score(comparisons: int, alpha: float = FAMILY_ALPHA) -> float:
-    """Two-sided z with ``comparisons * P(|Z| > z) = alpha`` (Bonferroni)."""
-    return float(stats.norm.isf(alpha / (2.0 * comparisons)))
 
 
 def window_weights(depth: int, layers: Sequence[int]) -> np.ndarray:
@@ -329,102 +321,3 @@ def compatible_regimes(low: float, high: float) -> Tuple[str, ...]:
     if high > NEAR_CRITICAL_RATE:
         found.append("chaotic")
     return tuple(found)
-
-
-# --- The stability suite's coverage: shared by conformance/ and its benchmark -------------
-
-INITS = (
-    "xavier_normal",
-    "xavier_uniform",
-    "kaiming_normal_fan_in",
-    "kaiming_normal_fan_out",
-    "kaiming_uniform_fan_in",
-    "kaiming_uniform_fan_out",
-)
-CLAIM_INIT = "xavier_normal"  # the forum's init
-PER_DESIGN = 8  # comparisons besides the per-layer ones: window, slope, residual, regime,
-#                 and the 2 controls x (forward, residual)
-PER_CLAIM = 5  # post RMS, growth, regime, 2 controls
-
-
-@dataclass(frozen=True)
-class Subject:
-    """A gain under test: a calculate_gain case (``case``), or a reference gain outside it."""
-
-    id: str
-    activation: str
-    slope: float | None
-    gain: float
-    regime: str
-    claim: str
-    case: object = None
-
-    def init_arguments(self, init: str) -> Tuple[str, object, float | None]:
-        """``(nonlinearity, param, gain)`` for ``probe.torch_init(init, ...)``.
-
-        kaiming takes ``a`` (leaky_relu's slope, also where gains.toml omits the param) and no
-        gain; a reference gain can only be 1 there, as nonlinearity='linear' (what torch's
-        SELU docs advise for self-normalising networks).
-        """
-        kaiming = init.startswith("kaiming")
-        if self.case is None:
-            if kaiming and self.gain != 1.0:
-                raise ValueError(f"{self.id}: kaiming inits cannot express gain {self.gain}")
-            return "linear", None, None if kaiming else self.gain
-        case = self.case
-        if kaiming:
-            return case.nonlinearity, case.param if case.has_param else (case.slope or 0), None
-        return case.nonlinearity, case.param if case.has_param else None, None
-
-
-def subjects() -> Tuple[Subject, ...]:
-    """gains.toml cases with ``stability = true``, then its references."""
-    from gainkit.expectations import GAINS, REFERENCES
-
-    return tuple(
-        Subject(case.id, case.activation, case.slope, case.value, case.regime, case.claim, case)
-        for case in GAINS if case.stability
-    ) + tuple(
-        Subject(ref.id, ref.activation, ref.slope, ref.gain, ref.regime, ref.claim)
-        for ref in REFERENCES
-    )
-
-
-def suite_z(covered: Sequence[Subject], depth: int | None = None) -> float:
-    """z for the whole suite: every subject x init x device-dtype and every claim."""
-    comparisons = 0
-    for subject in covered:
-        layers = depth or default_depth(theory.analyse(
-            theory.activation(subject.activation, subject.slope), subject.gain))
-        comparisons += (layers + PER_DESIGN) * len(INITS) * len(DEVICE_DTYPES)
-        if subject.claim:
-            comparisons += PER_CLAIM * len(DEVICE_DTYPES)
-    return z_score(comparisons)
-
-
-def suite_design(subject: Subject, init: str, z: float, width: int | None = None,
-                 depth: int | None = None, draws: int | None = None,
-                 claim: bool = False) -> Design:
-    """The design the suite runs for ``subject`` and ``init`` (``claim``: the forum's net,
-    deep and wide enough to settle, judged on the post-activation RMS)."""
-    kurtosis = -1.2 if "uniform" in init else 0.0  # excess kurtosis of the weights
-    if not claim:
-        return plan(subject.activation, subject.slope, subject.gain, z, width, depth, draws,
-                    kurtosis)
-    act = theory.activation(subject.activation, subject.slope)
-    depth = depth or settling_depth(subject.activation, subject.slope, subject.gain)
-    width = width or settling_width(theory.analyse(act, subject.gain))
-    return plan(subject.activation, subject.slope, subject.gain, z, width, depth, draws,
-                kurtosis, judged=("post",), rate="growth")
-
-
-def suite_seed(seed: int, subject: Subject, init: str, device: str, dtype_name: str,
-               claim: bool = False) -> int:
-    """The probe seed of one suite run: stable across processes (crc32, not hash())."""
-    key = "/".join((subject.id, init, device, dtype_name, "claim" if claim else "design"))
-    return seed * 1000003 + zlib.crc32(key.encode("utf-8")) % 1000003
-
-
-def scales() -> Tuple[float, ...]:
-    """Weight scales of a suite run: nominal, then the negative controls."""
-    return (1.0,) + CONTROL_FACTORS
