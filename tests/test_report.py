@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gainkit import reporting
+from gainkit import judging
 from gainkit.expectations import GAINS, REFERENCES
 from gainkit.tools import cli, report
 
@@ -120,7 +120,7 @@ def test_merged_report_has_every_release_as_a_column_in_version_order(capsys, ma
     assert all("1.666666667" in cell for cell in tanh[1:])
     if any(r["kind"] == "stability" for r in real_results["records"]):
         chi_1 = stability_record(real_results, "tanh")["chi_1_measured"]
-        assert all(f"χ₁ {reporting.number(chi_1, 4)}" in cell for cell in tanh[1:])
+        assert all(f"χ₁ {judging.number(chi_1, 4)}" in cell for cell in tanh[1:])
         assert "Measured on 3 releases in 1 setup" in text
         assert "every release measured the same χ₁ to 6 digits" in text
 
@@ -246,14 +246,14 @@ def test_unknown_record_kinds_are_shown_and_their_verdicts_count(capsys, tmp_pat
 
 def test_attribute_takes_the_earliest_then_longest_gain_id():
     ids = [case.id for case in GAINS]
-    assert reporting.attribute("t.py::test[leaky_relu-5-cpu]", ids) == "leaky_relu-5"
-    assert reporting.attribute("t.py::test[float-leaky_relu]", ids) == "leaky_relu"
-    assert reporting.attribute("t.py::test[float-selu]", ids) == "selu"
-    assert reporting.attribute("t.py::test[normal-fan_in-selu-linear-700to300-cpu]", ids) == "selu"
-    assert reporting.attribute("t.py::test[cpu-conv3d-conv2d-32to64-k3]", ids) == "conv3d"
-    assert reporting.attribute("t.py::test[float32-leaky_relu-5-linear-700]", ids) == "leaky_relu-5"
-    assert reporting.attribute("t.py::test_plain", ids) is None
-    assert reporting.attribute("t.py::test[leaky]", ids) is None
+    assert judging.attribute("t.py::test[leaky_relu-5-cpu]", ids) == "leaky_relu-5"
+    assert judging.attribute("t.py::test[float-leaky_relu]", ids) == "leaky_relu"
+    assert judging.attribute("t.py::test[float-selu]", ids) == "selu"
+    assert judging.attribute("t.py::test[normal-fan_in-selu-linear-700to300-cpu]", ids) == "selu"
+    assert judging.attribute("t.py::test[cpu-conv3d-conv2d-32to64-k3]", ids) == "conv3d"
+    assert judging.attribute("t.py::test[float32-leaky_relu-5-linear-700]", ids) == "leaky_relu-5"
+    assert judging.attribute("t.py::test_plain", ids) is None
+    assert judging.attribute("t.py::test[leaky]", ids) is None
 
 
 def _not_results(folder: Path) -> Path:

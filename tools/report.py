@@ -20,7 +20,7 @@ import os
 import sys
 from typing import List
 
-from gainkit import reporting
+from gainkit import judging, reporting
 from gainkit.tools import cli
 
 PROG = "gainkit report"
@@ -43,7 +43,7 @@ def _plots_module():
     try:
         from gainkit import plots
     except ImportError as error:
-        raise reporting.ReportInputError(
+        raise judging.ReportInputError(
             f"--plots needs matplotlib ({error}); install it: pip install 'gainkit[report]'"
         ) from None
     return plots
@@ -59,13 +59,13 @@ def _write_text(path: str, text: str) -> None:
 def main(argv: List[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        matrix = reporting.build_matrix(reporting.load_releases(args.results))
+        matrix = judging.build_matrix(judging.load_releases(args.results))
         plots = _plots_module() if args.plots else None
         if args.output and os.path.isdir(args.output):
-            raise reporting.ReportInputError(f"--output {args.output}: is a directory")
+            raise judging.ReportInputError(f"--output {args.output}: is a directory")
         if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
-            raise reporting.ReportInputError(f"--plots {args.plots}: is not a directory")
-    except reporting.ReportInputError as error:
+            raise judging.ReportInputError(f"--plots {args.plots}: is not a directory")
+    except judging.ReportInputError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_INPUT
     links = {}

@@ -19,15 +19,15 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
 from PIL import Image  # a dependency of matplotlib
 
-from gainkit import reporting, theory
+from gainkit import judging, reporting, theory
 
 DPI = 100
 STATUS_COLOURS = {
-    reporting.PASS: "#4caf50",
-    reporting.DEVIATES: "#e53935",
-    reporting.MISSING: "#fb8c00",
-    reporting.NOT_RUN: "#9e9e9e",
-    reporting.NO_DATA: "#f5f5f5",
+    judging.PASS: "#4caf50",
+    judging.DEVIATES: "#e53935",
+    judging.MISSING: "#fb8c00",
+    judging.NOT_RUN: "#9e9e9e",
+    judging.NO_DATA: "#f5f5f5",
 }
 # gain definition -> (label, colour, line style)
 DEFINITION_STYLES = {
@@ -59,7 +59,7 @@ def _save(figure: Figure, path: str) -> str:
     return path
 
 
-def matrix_heatmap(matrix: reporting.Matrix, path: str) -> str:
+def matrix_heatmap(matrix: judging.Matrix, path: str) -> str:
     """Gains x releases, coloured by each cell's status and labelled with the value."""
     rows, verdicts = matrix.rows, matrix.verdicts
     order = list(STATUS_COLOURS)
@@ -72,13 +72,13 @@ def matrix_heatmap(matrix: reporting.Matrix, path: str) -> str:
         for j, verdict in enumerate(verdicts):
             cell = verdict.cells[row]
             if cell.value is not None:
-                text = reporting.number(cell.value, 5) + ("*" if cell.patched else "")
-            elif cell.status in (reporting.MISSING, reporting.NOT_RUN):
+                text = judging.number(cell.value, 5) + ("*" if cell.patched else "")
+            elif cell.status in (judging.MISSING, judging.NOT_RUN):
                 text = cell.status
             else:  # a reference gain: no calculate_gain value, show what was measured
                 text = "χ₁ " + cell.figures["chi_1"] if "chi_1" in cell.figures else ""
             axes.text(j, i, text, ha="center", va="center", fontsize=7,
-                      color="white" if cell.status in (reporting.PASS, reporting.DEVIATES)
+                      color="white" if cell.status in (judging.PASS, judging.DEVIATES)
                       else "black")
     axes.set_xticks(range(len(verdicts)))
     axes.set_xticklabels([f"{v.release.name}\n{v.release.version}" for v in verdicts],
@@ -131,7 +131,7 @@ def _log_axes(axes) -> None:
     _log_ticks(axes.yaxis, *axes.get_ylim())
 
 
-def _phase_panel(axes, matrix: reporting.Matrix, name: str, slope: float | None) -> None:
+def _phase_panel(axes, matrix: judging.Matrix, name: str, slope: float | None) -> None:
     act = theory.activation(name, slope)
     definitions = theory.gain_definitions(act)
     cases = [case for case in tuple(matrix.gains) + tuple(matrix.references)
@@ -173,7 +173,7 @@ def _phase_panel(axes, matrix: reporting.Matrix, name: str, slope: float | None)
     axes.tick_params(labelsize=7)
 
 
-def phase_picture(matrix: reporting.Matrix, path: str) -> str:
+def phase_picture(matrix: judging.Matrix, path: str) -> str:
     """χ₁ against gain per activation, PyTorch's gain and the four definitions marked."""
     pairs = reporting.activations(matrix)
     columns = min(4, len(pairs))
@@ -288,7 +288,7 @@ def depth_profile(case, records: List[tuple], path: str) -> str | None:
         if band is not None:
             axes.fill_between(layers, band[0], band[1], color="#90caf9", alpha=0.45,
                               linewidth=0, label="band: ±{} standard errors ({})".format(
-                                  reporting.number(first.get("z"), 3), first_name))
+                                  judging.number(first.get("z"), 3), first_name))
             drawn += list(band)
         predicted = _as_layers(first.get("predicted_" + key), depth)
         if predicted is not None:
@@ -314,7 +314,7 @@ def depth_profile(case, records: List[tuple], path: str) -> str | None:
         axes.legend(fontsize=6.5, loc="best")
     setup = ", ".join(f"{k} {first[k]}" for k in ("init", "width", "draws", "device", "dtype")
                       if k in first)
-    gain = reporting.number(reporting.case_gain(case), 6)
+    gain = judging.number(reporting.case_gain(case), 6)
     figure.suptitle(f"{case.id} (gain {gain}): depth profiles; {setup}; geometric means over "
                     "draws", fontsize=9)
     figure.tight_layout(rect=(0, 0, 1, 0.93))
@@ -334,7 +334,7 @@ def _band(record: dict, key: str, depth: int) -> tuple | None:
     return None
 
 
-def write_all(matrix: reporting.Matrix, folder: str) -> Dict[str, str]:
+def write_all(matrix: judging.Matrix, folder: str) -> Dict[str, str]:
     """Every figure of the report into ``folder``; keys as ``reporting.markdown`` expects."""
     os.makedirs(folder, exist_ok=True)
     written = {"matrix": matrix_heatmap(matrix, os.path.join(folder, "matrix.png")),
