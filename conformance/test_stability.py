@@ -24,7 +24,7 @@ import math
 import numpy as np
 import pytest
 
-from gainkit import coverage, probe, stability, torchinfo
+from gainkit import coverage, probe, stability, theory, torchinfo
 
 SUBJECTS = coverage.subjects()
 CLAIMED = tuple(subject for subject in SUBJECTS if subject.claim)
@@ -159,7 +159,7 @@ def test_forward_second_moment_follows_profile(subject, init, device, dtype, see
         band = stability.Band(mean[layer], half[layer])
         label = f"layer {layer} (mean field q={math.exp(mean_field[layer]):.4g})"
         problems += _judge(label, nominal.log_q[layer], band, _q)
-    homogeneous = stability.theory.activation(subject.activation, subject.slope).homogeneous
+    homogeneous = theory.activation(subject.activation, subject.slope).homogeneous
     target = ("preserved at q0 = 1 (critical)" if homogeneous
               else f"converges to q* = {design.mean_field.q_star:.6g}")
     layers = f"{design.forward_layers[0]}..{design.forward_layers[-1]}"

@@ -152,6 +152,13 @@ def _noise_from_vector(vector: np.ndarray) -> LayerNoise:
     return LayerNoise(*values[:6], covariance, values[15], tuple(values[16:19]), *values[19:])
 
 
+def window_weights(depth: int, layers: Sequence[int]) -> np.ndarray:
+    """Weights of the mean over ``layers`` as a vector over l = 0..depth."""
+    weights = np.zeros(depth + 1)
+    weights[list(layers)] = 1.0 / len(layers)
+    return weights
+
+
 class FiniteWidth:
     """First-order finite-width statistics of ``ln q_l``, ``ln p_l``, ``ln r_l`` (l = 0..depth).
 

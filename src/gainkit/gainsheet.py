@@ -107,8 +107,7 @@ def verify(act: acts.TorchActivation, rows: list, q0: float) -> list:
 
 
 def _measure(act: acts.TorchActivation, gain: float, q0: float) -> dict:
-    last = np.zeros(VERIFY_DEPTH + 1)
-    last[-1] = 1.0
+    last = finitewidth.window_weights(VERIFY_DEPTH, [VERIFY_DEPTH])
     init = probe.torch_init("xavier_normal", "linear", gain=gain)  # the gain is given
     measured = probe.measure(probe.autograd_pair(act.function), init, VERIFY_WIDTH,
                              VERIFY_DEPTH, VERIFY_DRAWS, q0=(q0,))

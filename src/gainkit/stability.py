@@ -29,7 +29,7 @@ import numpy as np
 from scipy import interpolate
 
 from gainkit import theory
-from gainkit.finitewidth import FiniteWidth, finite_width
+from gainkit.finitewidth import FiniteWidth, finite_width, window_weights
 
 CONTROL_FACTORS = (1.05, 0.95)  # negative controls: the gain off by +-5%
 CONVERGED = 0.01  # |ln q - ln q*| below which the profile has reached the fixed point
@@ -37,13 +37,6 @@ GRADIENT_RANGE = math.log(1e18)  # largest change of the squared gradient a prob
 NEAR_CRITICAL_RATE = math.log(10.0) / theory.NEAR_CRITICAL_DEPTH  # |ln chi_1| boundary
 DEFAULT_WIDTH = 64
 DEFAULT_DEPTH = 24
-
-
-def window_weights(depth: int, layers: Sequence[int]) -> np.ndarray:
-    """Weights of the mean over ``layers`` as a vector over l = 0..depth."""
-    weights = np.zeros(depth + 1)
-    weights[list(layers)] = 1.0 / len(layers)
-    return weights
 
 
 @lru_cache(maxsize=None)
