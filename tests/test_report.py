@@ -348,3 +348,17 @@ def test_depth_profiles_draw_one_setup_per_release():
     picked = plots._representatives(records)
     assert [(name, r["init"], r["device"], r["check"]) for name, r in picked] == [
         ("a", "xavier_normal", "cpu", "forward"), ("b", "xavier_normal", "cpu", "forward")]
+
+
+def test_releases_with_identical_profiles_share_one_line_and_legend_entry():
+    plots = pytest.importorskip("gainkit.plots", reason="needs matplotlib (gainkit[report])")
+
+    def record(q_last, grad_last=1.0):
+        return {"measured_q": [1.0, 0.5, q_last], "measured_grad": [2.0, 1.5, grad_last]}
+
+    usable = [(f"r{n}", record(0.25)) for n in range(5)] + [
+        ("odd-q", record(0.26)), ("odd-grad", record(0.25, 1.1)), ("r5", record(0.25))]
+    groups = plots._identical_profiles(usable, depth=2)
+    assert [label for label, _ in groups] == [
+        "r0, …, r5 (6 releases, identical)", "odd-q", "odd-grad"]
+    assert [label for label, _ in plots._identical_profiles(usable[:2], depth=2)] == ["r0, r1"]

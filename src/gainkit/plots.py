@@ -257,6 +257,30 @@ def _representatives(records: List[tuple]) -> List[tuple]:
     return picked
 
 
+def _identical_profiles(usable: List[tuple], depth: int) -> List[tuple]:
+    """(label, record) per distinct measured profile, in release order.
+
+    Releases whose RNG draws the same weights measure the same profiles to the last bit; a
+    sweep of fifty releases then draws one line with one legend entry, not fifty.
+    """
+    groups: List[tuple] = []
+    for name, record in usable:
+        profile = [_as_layers(record.get(k), depth) for k in ("measured_q", "measured_grad")]
+        for names, _, seen in groups:
+            if all(a is None and b is None or a is not None and b is not None
+                   and np.array_equal(a, b) for a, b in zip(profile, seen)):
+                names.append(name)
+                break
+        else:
+            groups.append(([name], record, profile))
+    labels = []
+    for names, record, _ in groups:
+        label = ", ".join(names) if len(names) <= 3 else (
+            f"{names[0]}, …, {names[-1]} ({len(names)} releases, identical)")
+        labels.append((label, record))
+    return labels
+
+
 def _positive_number(value) -> bool:
     return isinstance(value, (int, float)) and 0.0 < value < math.inf
 
@@ -297,21 +321,28 @@ def depth_profile(case, records: List[tuple], path: str) -> str | None:
             drawn.append(predicted)
         axes.plot(layers, theory_curve, color="black", linestyle="--", linewidth=1.4,
                   label="mean field (width → ∞)")
-        for number, (name, record) in enumerate(usable):
+        for number, (names, record) in enumerate(_identical_profiles(usable, depth)):
             measured = _as_layers(record.get("measured_" + key), depth)
             if measured is not None:
                 drawn.append(measured)
-                # Releases with the same RNG draw the same weights: shrinking hollow markers
-                # keep identical profiles visible as nested symbols.
+                # Profiles that differ only slightly would hide each other: shrinking hollow
+                # markers keep them visible as nested symbols.
                 axes.plot(layers, measured, color=PALETTE[number % len(PALETTE)],
                           linewidth=1.0, marker=MARKERS[number % len(MARKERS)],
                           markersize=max(2.5, 6.5 - 1.3 * number), markerfacecolor="none",
-                          markevery=max(1, depth // 25), label=f"measured: {name}")
+                          markevery=max(1, depth // 25), label=f"measured: {names}")
         _scale(axes, drawn)
         axes.set_xlabel("layer l (0 = input)")
         axes.set_ylabel(label, fontsize=8)
         axes.tick_params(labelsize=7)
-        axes.legend(fontsize=6.5, loc="best")
+    # One legend under both panels: they draw the same entries, and inside an axes a long
+    # list of releases would cover the curves.
+    entries: Dict[str, object] = {}
+    for panel in figure.axes:
+        for handle, text in zip(*panel.get_legend_handles_labels()):
+            entries.setdefault(text, handle)
+    figure.legend(list(entries.values()), list(entries), loc="upper center",
+                  bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=6.5, frameon=False)
     setup = ", ".join(f"{k} {first[k]}" for k in ("init", "width", "draws", "device", "dtype")
                       if k in first)
     gain = judging.number(reporting.case_gain(case), 6)
