@@ -336,6 +336,25 @@ def test_report_renders_every_plot_it_links(capsys, matrix_dir, real_results):
     assert "plots/profile-tanh.png" in links
 
 
+@pytest.mark.parametrize("releases", [3, 40])
+def test_heat_map_puts_the_longer_axis_down_the_side(tmp_path, real_results, releases):
+    plots = pytest.importorskip("gainkit.plots", reason="needs matplotlib (gainkit[report])")
+    folder = tmp_path / "results"
+    for minor in range(releases):
+        write(folder, f"py311-torch2.{minor}.0", as_release(real_results, f"2.{minor}.0"))
+    matrix = judging.build_matrix(judging.load_releases([str(folder)]))
+    cells, (y_labels, _), (x_labels, _) = plots.heatmap_grid(matrix)
+    release_labels, gain_labels = (y_labels, x_labels) if releases > len(matrix.rows) else (
+        x_labels, y_labels)
+    assert gain_labels == list(matrix.rows)
+    assert len(release_labels) == releases and "py311-torch2.0.0" in release_labels[0]
+    assert [len(line) for line in cells] == [len(x_labels)] * len(y_labels)
+    tanh = matrix.rows.index("tanh")
+    tanh_cells = [line[tanh] for line in cells] if releases > len(matrix.rows) else cells[tanh]
+    assert [cell.value for cell in tanh_cells] == [pytest.approx(5 / 3)] * releases
+    assert plots.matrix_heatmap(matrix, str(tmp_path / "m.png")).endswith("m.png")
+
+
 def test_depth_profiles_draw_one_setup_per_release():
     def record(init, device, check="forward"):
         return {"kind": "stability", "case_id": "tanh", "depth": 2, "measured_q": [1, 1, 1],

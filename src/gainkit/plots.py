@@ -59,18 +59,35 @@ def _save(figure: Figure, path: str) -> str:
     return path
 
 
+def heatmap_grid(matrix: judging.Matrix) -> tuple:
+    """(cells as rows of Cell, (y labels, y title), (x labels, x title)) of the heat map.
+
+    Releases run across when there are fewer of them than gains and down the side otherwise,
+    so that a fifty-release sweep makes a tall, readable figure rather than a 5000-pixel strip.
+    """
+    rows, verdicts = matrix.rows, matrix.verdicts
+    cells = [[v.cells[row] for v in verdicts] for row in rows]
+    gain_axis = (list(rows), "gain (data/gains.toml id)")
+    if len(verdicts) <= len(rows):
+        release_axis = ([f"{v.release.name}\n{v.release.version}" for v in verdicts],
+                        "torch release (results file)")
+        return cells, gain_axis, release_axis
+    release_axis = ([f"{v.release.name} ({v.release.version})" for v in verdicts],
+                    "torch release (results file)")
+    return [list(column) for column in zip(*cells)], release_axis, gain_axis
+
+
 def matrix_heatmap(matrix: judging.Matrix, path: str) -> str:
     """Gains x releases, coloured by each cell's status and labelled with the value."""
-    rows, verdicts = matrix.rows, matrix.verdicts
     order = list(STATUS_COLOURS)
-    codes = np.array([[order.index(v.cells[row].status) for v in verdicts] for row in rows])
-    figure = _figure(2.2 + 1.05 * len(verdicts), 1.4 + 0.36 * len(rows))
+    cells, (y_labels, y_title), (x_labels, x_title) = heatmap_grid(matrix)
+    codes = np.array([[order.index(cell.status) for cell in line] for line in cells])
+    figure = _figure(2.2 + 1.05 * len(x_labels), 1.4 + 0.36 * len(y_labels))
     axes = figure.add_subplot(1, 1, 1)
     axes.imshow(codes, cmap=ListedColormap([STATUS_COLOURS[s] for s in order]), vmin=-0.5,
                 vmax=len(order) - 0.5, aspect="auto")
-    for i, row in enumerate(rows):
-        for j, verdict in enumerate(verdicts):
-            cell = verdict.cells[row]
+    for i, line in enumerate(cells):
+        for j, cell in enumerate(line):
             if cell.value is not None:
                 text = judging.number(cell.value, 5) + ("*" if cell.patched else "")
             elif cell.status in (judging.MISSING, judging.NOT_RUN):
@@ -80,16 +97,15 @@ def matrix_heatmap(matrix: judging.Matrix, path: str) -> str:
             axes.text(j, i, text, ha="center", va="center", fontsize=7,
                       color="white" if cell.status in (judging.PASS, judging.DEVIATES)
                       else "black")
-    axes.set_xticks(range(len(verdicts)))
-    axes.set_xticklabels([f"{v.release.name}\n{v.release.version}" for v in verdicts],
-                         rotation=35, ha="right", fontsize=7)
-    axes.set_yticks(range(len(rows)))
-    axes.set_yticklabels(rows, fontsize=8)
-    axes.set_xlabel("torch release (results file)")
-    axes.set_ylabel("gain (data/gains.toml id)")
+    axes.set_xticks(range(len(x_labels)))
+    axes.set_xticklabels(x_labels, rotation=35, ha="right", fontsize=7)
+    axes.set_yticks(range(len(y_labels)))
+    axes.set_yticklabels(y_labels, fontsize=8 if len(y_labels) <= 20 else 7)
+    axes.set_xlabel(x_title)
+    axes.set_ylabel(y_title)
     axes.set_title("calculate_gain across releases (cell text: returned value, * = patched "
                    "in; references: measured χ₁)", fontsize=9)
-    present = sorted({v.cells[r].status for v in verdicts for r in rows}, key=order.index)
+    present = sorted({cell.status for line in cells for cell in line}, key=order.index)
     axes.legend(handles=[Patch(color=STATUS_COLOURS[s], label=s) for s in present],
                 loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="verdict",
                 title_fontsize=8)
