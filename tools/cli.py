@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 from typing import Callable, List
@@ -36,6 +37,21 @@ class ToolParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def positive_number(what: str) -> Callable[[str], float]:
+    """An argparse type: a positive finite float, or a usage error that names ``what``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0.0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"{text!r}: {what} must be a positive finite number")
+        return value
+
+    return parse
 
 
 def _usage() -> str:

@@ -67,16 +67,6 @@ def _gain(text: str):
     return value
 
 
-def _q0(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"{text!r}: q0 must be a positive finite number")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.ToolParser(PROG, __doc__)
     parser.add_argument("activations", nargs="*", metavar="ACTIVATION")
@@ -87,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gain", type=_gain, action="append", default=[], metavar="G",
                         help="also analyse at this gain: a number or forward, backward, centred,"
                              " critical (repeatable)")
-    parser.add_argument("--q0", type=_q0, default=DEFAULT_Q0,
+    parser.add_argument("--q0", type=cli.positive_number("q0"), default=DEFAULT_Q0,
                         help="second moment of the network input (default: %(default)s)")
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     parser.add_argument("--verify", action="store_true",

@@ -61,16 +61,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    return value
-
-
 def _mutant_names(text: str) -> List[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in MUTANTS]
@@ -101,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                              "its -k expression selects only (the quick slice)")
     parser.add_argument("--jobs", metavar="J", type=_positive, default=1,
                         help="runs at a time (default 1; each run uses every core)")
-    parser.add_argument("--timeout", metavar="SECONDS", type=_seconds, default=1800.0,
+    parser.add_argument("--timeout", metavar="SECONDS",
+                        type=cli.positive_number("a timeout in seconds"), default=1800.0,
                         help="stop a run after this long and count it failed (default 1800)")
     parser.add_argument("--json", metavar="PATH", type=Path,
                         help="write every run's outcome, failing test ids and time to PATH")
