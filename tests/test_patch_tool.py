@@ -425,6 +425,13 @@ def test_a_write_failing_half_way_is_rolled_back(make_tree, series_dir, digest, 
     assert digest(tree) == original
 
 
+def sigint_disposition(disposition):
+    """A Popen preexec_fn: the child starts with this SIGINT disposition, whatever the test
+    runner's own is (a runner started in the background by a script ignores SIGINT, and a
+    child inherits that)."""
+    return lambda: signal.signal(signal.SIGINT, disposition)
+
+
 @pytest.mark.parametrize("checkout", [False, True], ids=["tree", "checkout"])
 def test_sigint_half_way_through_apply_leaves_the_target_as_it_was(make_tree, series_dir,
                                                                    digest, checkout):
@@ -433,7 +440,8 @@ def test_sigint_half_way_through_apply_leaves_the_target_as_it_was(make_tree, se
     process = subprocess.Popen(
         [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
          "--patches", str(series_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=dict(os.environ, **{patchkit.PAUSE_ENV: "60"}))
+        text=True, env=dict(os.environ, **{patchkit.PAUSE_ENV: "60"}),
+        preexec_fn=sigint_disposition(signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while digest(tree) == original and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -443,3 +451,23 @@ def test_sigint_half_way_through_apply_leaves_the_target_as_it_was(make_tree, se
     assert process.returncode == 130 and "Traceback" not in stderr
     assert stderr.splitlines() == [f"gainkit patch: interrupted; {tree} is as it was"]
     assert digest(tree) == original
+
+
+def test_sigint_is_ignored_throughout_when_the_tool_starts_with_it_ignored(make_tree, series_dir,
+                                                                           digest):
+    tree = make_tree("1.7.1")
+    original = digest(tree)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
+         "--patches", str(series_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=dict(os.environ, **{patchkit.PAUSE_ENV: "file-1:60"}),
+        preexec_fn=sigint_disposition(signal.SIG_IGN))
+    assert process.stderr.readline().startswith("gainkit patch: test pause at file-1")
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # a held SIGINT would end the pause at once; an ignored one does nothing
+    assert process.poll() is None
+    process.send_signal(signal.SIGUSR1)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert digest(tree) != original
+    assert "elif nonlinearity == 'selu':" in (tree / "torch" / "nn" / "init.py").read_text()

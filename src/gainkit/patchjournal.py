@@ -310,7 +310,11 @@ class HeldInterrupt:
         self.previous = None
 
     def __enter__(self) -> HeldInterrupt:
-        if threading.current_thread() is threading.main_thread():
+        # A process started with SIGINT ignored (nohup, `cmd &` in a script) keeps ignoring it:
+        # catching it only inside this block would make a Ctrl-C count in some steps and not
+        # in others.
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
             self.previous = signal.signal(signal.SIGINT, self._hold)
         return self
 

@@ -588,17 +588,22 @@ def exclusive(target: Target, writing: bool = True) -> Iterator[List[str]]:
         yield []
         return
     lock = journal.Lock(root)
-    try:
-        locked = lock.acquire()
-        if writing and not locked:
-            journal.probe_directory(root)  # raises the reason
-    except journal.Busy as busy:
-        raise PatchError(f"{root}: another gainkit patch is running (pid {busy.pid})") from None
-    except OSError as error:
-        lock.release()
-        raise PatchError(f"{root}: cannot create files in it: {error.strerror}") from None
+    # A Ctrl-C while the lock file is being made waits until the lock is ours to release, so
+    # it cannot leave the file behind.
+    with journal.HeldInterrupt() as held:
+        try:
+            locked = lock.acquire()
+            if writing and not locked:
+                journal.probe_directory(root)  # raises the reason
+        except journal.Busy as busy:
+            raise PatchError(f"{root}: another gainkit patch is running (pid {busy.pid})"
+                             ) from None
+        except OSError as error:
+            lock.release()
+            raise PatchError(f"{root}: cannot create files in it: {error.strerror}") from None
     _HELD.add(root)
     try:
+        held.checkpoint("locked")
         yield _recover(target, writable=locked)
     finally:
         _HELD.discard(root)
