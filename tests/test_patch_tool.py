@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from packaging.version import Version
@@ -425,11 +426,15 @@ def test_a_write_failing_half_way_is_rolled_back(make_tree, series_dir, digest, 
     assert digest(tree) == original
 
 
-def sigint_disposition(disposition):
-    """A Popen preexec_fn: the child starts with this SIGINT disposition, whatever the test
-    runner's own is (a runner started in the background by a script ignores SIGINT, and a
-    child inherits that)."""
-    return lambda: signal.signal(signal.SIGINT, disposition)
+def start_paused_apply(tree: Path, series_dir: Path, pause: str, sigint) -> subprocess.Popen:
+    """`gainkit patch apply --tree TREE` pausing where ``pause`` says, started with this SIGINT
+    disposition whatever the test runner's own is (a runner started in the background by a
+    script ignores SIGINT, and a child inherits that)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
+         "--patches", str(series_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=dict(os.environ, **{patchkit.PAUSE_ENV: pause}),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
 
 
 @pytest.mark.parametrize("checkout", [False, True], ids=["tree", "checkout"])
@@ -437,11 +442,7 @@ def test_sigint_half_way_through_apply_leaves_the_target_as_it_was(make_tree, se
                                                                    digest, checkout):
     tree = make_tree("1.7.1", checkout=checkout)
     original = digest(tree)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
-         "--patches", str(series_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=dict(os.environ, **{patchkit.PAUSE_ENV: "60"}),
-        preexec_fn=sigint_disposition(signal.SIG_DFL))
+    process = start_paused_apply(tree, series_dir, "60", signal.SIG_DFL)
     deadline = time.monotonic() + 60
     while digest(tree) == original and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -457,11 +458,7 @@ def test_sigint_is_ignored_throughout_when_the_tool_starts_with_it_ignored(make_
                                                                            digest):
     tree = make_tree("1.7.1")
     original = digest(tree)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
-         "--patches", str(series_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=dict(os.environ, **{patchkit.PAUSE_ENV: "file-1:60"}),
-        preexec_fn=sigint_disposition(signal.SIG_IGN))
+    process = start_paused_apply(tree, series_dir, "file-1:60", signal.SIG_IGN)
     assert process.stderr.readline().startswith("gainkit patch: test pause at file-1")
     process.send_signal(signal.SIGINT)
     time.sleep(0.5)  # a held SIGINT would end the pause at once; an ignored one does nothing
