@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -152,16 +153,21 @@ def one_error():
 def start_cli(series_dir):
     """Start `python -m gainkit.tools.patch ARGS --patches <series>` paused at a step of its
     write (GAINKIT_TEST_PAUSE_AFTER_PATCH=STEP:SECONDS); returns it once it is there. Any
-    process still running at the end of the test is killed."""
+    process still running at the end of the test is killed.
+
+    ``sigint``: the SIGINT disposition it starts with, whatever the test runner's own is (a
+    runner started in the background by a script ignores SIGINT, and a child inherits that)."""
     started = []
 
-    def start(*args: str, step: str, env: dict = None, patches: Path = None):
+    def start(*args: str, step: str, env: dict = None, patches: Path = None,
+              sigint=signal.SIG_DFL):
         command = [sys.executable, "-m", "gainkit.tools.patch"] + list(args)
         command += ["--patches", str(patches or series_dir)]
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, **GIT_IDENTITY, **{patchkit.PAUSE_ENV: step + ":120"},
-                     **(env or {})))
+                     **(env or {})),
+            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
         started.append(process)
         line = process.stderr.readline()
         if line != f"gainkit patch: test pause at {step}\n":

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 from packaging.version import Version
@@ -426,23 +425,17 @@ def test_a_write_failing_half_way_is_rolled_back(make_tree, series_dir, digest, 
     assert digest(tree) == original
 
 
-def start_paused_apply(tree: Path, series_dir: Path, pause: str, sigint) -> subprocess.Popen:
-    """`gainkit patch apply --tree TREE` pausing where ``pause`` says, started with this SIGINT
-    disposition whatever the test runner's own is (a runner started in the background by a
-    script ignores SIGINT, and a child inherits that)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
-         "--patches", str(series_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=dict(os.environ, **{patchkit.PAUSE_ENV: pause}),
-        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
-
-
 @pytest.mark.parametrize("checkout", [False, True], ids=["tree", "checkout"])
 def test_sigint_half_way_through_apply_leaves_the_target_as_it_was(make_tree, series_dir,
                                                                    digest, checkout):
     tree = make_tree("1.7.1", checkout=checkout)
     original = digest(tree)
-    process = start_paused_apply(tree, series_dir, "60", signal.SIG_DFL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
+         "--patches", str(series_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=dict(os.environ, **{patchkit.PAUSE_ENV: "60"}),
+        # SIGINT at its default whatever the runner's (see start_cli)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while digest(tree) == original and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -454,12 +447,12 @@ def test_sigint_half_way_through_apply_leaves_the_target_as_it_was(make_tree, se
     assert digest(tree) == original
 
 
-def test_sigint_is_ignored_throughout_when_the_tool_starts_with_it_ignored(make_tree, series_dir,
+def test_sigint_is_ignored_throughout_when_the_tool_starts_with_it_ignored(make_tree, start_cli,
                                                                            digest):
     tree = make_tree("1.7.1")
     original = digest(tree)
-    process = start_paused_apply(tree, series_dir, "file-1:60", signal.SIG_IGN)
-    assert process.stderr.readline().startswith("gainkit patch: test pause at file-1")
+    # start_cli fails the test unless the tool reports its pause at file-1
+    process = start_cli("apply", "--tree", str(tree), step="file-1", sigint=signal.SIG_IGN)
     process.send_signal(signal.SIGINT)
     time.sleep(0.5)  # a held SIGINT would end the pause at once; an ignored one does nothing
     assert process.poll() is None
