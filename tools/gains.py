@@ -42,7 +42,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, List
 
-from gainkit import theory
+from gainkit import reporting, theory
 from gainkit.tools import cli
 
 if TYPE_CHECKING:  # imported when used: torch takes seconds to load, --help must not wait
@@ -232,12 +232,6 @@ def _aligned(header: List[str], rows: List[List[str]]) -> List[str]:
             for row in [header] + rows]
 
 
-def _markdown_table(header: List[str], rows: List[List[str]]) -> List[str]:
-    def line(cells):
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-    return [line(header), "|" + "---|" * len(header)] + [line(row) for row in rows]
-
-
 MARKDOWN_LEGEND = [
     "Square bias-free layers with W ~ N(0, g^2 / N), in the mean-field limit; z ~ N(0, 1).",
     "",
@@ -269,14 +263,14 @@ def render_markdown(report: dict) -> str:
     lines += MARKDOWN_LEGEND + ["", "## Gains", ""]
     rows = [[row[0], item["formula"] or item["definition"]] + row[1:]
             for row, item in zip(gain_rows(report), report["activations"])]
-    lines += _markdown_table(GAIN_HEADER[:1] + ["phi(x)"] + GAIN_HEADER[1:], rows)
+    lines += reporting.markdown_table(GAIN_HEADER[:1] + ["phi(x)"] + GAIN_HEADER[1:], rows)
     behaviour = behaviour_rows(report)
     if behaviour:
         lines += ["", "## Depth behaviour (mean field)", ""]
-        lines += _markdown_table(BEHAVIOUR_HEADER, behaviour)
+        lines += reporting.markdown_table(BEHAVIOUR_HEADER, behaviour)
     if verify_rows(report):
         lines += ["", "## Measured (gainkit.probe)", "", _verify_caption(report) + ".", ""]
-        lines += _markdown_table(VERIFY_HEADER, verify_rows(report))
+        lines += reporting.markdown_table(VERIFY_HEADER, verify_rows(report))
     if notes(report):
         lines += ["", "## Notes", ""] + ["- " + note for note in notes(report)]
     return "\n".join(lines)

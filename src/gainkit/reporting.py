@@ -156,7 +156,8 @@ def cell_text(cell: Cell) -> str:
     return "<br>".join(lines)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
+    """A Markdown table; a cell's "|" is escaped and a newline becomes a space."""
     def line(cells):
         return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ")
                                  for c in cells) + " |"
@@ -177,7 +178,7 @@ def matrix_table(matrix: Matrix) -> List[str]:
         if not hasattr(case, "nonlinearity"):
             label += " (reference)"
         rows.append([label] + [cell_text(v.cells[case_id]) for v in matrix.verdicts])
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def releases_table(matrix: Matrix) -> List[str]:
@@ -194,7 +195,7 @@ def releases_table(matrix: Matrix) -> List[str]:
             "✅ conforms" if verdict.conforms else
             "❌ {} deviation{}".format(len(verdict.findings), "s" * (len(verdict.findings) != 1)),
         ])
-    return _table(["results", "torch", "git", "python", "devices", "seed",
+    return markdown_table(["results", "torch", "git", "python", "devices", "seed",
                    "tests passed / failed / skipped", "records", "verdict"], rows)
 
 
@@ -203,7 +204,7 @@ def other_records_table(matrix: Matrix) -> List[str]:
     for case_id in matrix.other_ids:
         rows.append([case_id] + [cell_text(v.other[case_id]) if case_id in v.other else "—"
                                  for v in matrix.verdicts])
-    return _table(["record"] + [v.release.name for v in matrix.verdicts], rows)
+    return markdown_table(["record"] + [v.release.name for v in matrix.verdicts], rows)
 
 
 def summary_line(matrix: Matrix) -> str:
@@ -296,5 +297,5 @@ def definitions_table(matrix: Matrix) -> List[str]:
                     + [number(definitions[key]) for key in ("forward", "backward", "centred",
                                                            "critical")]
                     + [number(theory.analyse(act, value).chi_1, 5) if value else "—"])
-    return [""] + _table(["activation", "PyTorch gain", "g_f (forward)", "g_b (backward)",
+    return [""] + markdown_table(["activation", "PyTorch gain", "g_f (forward)", "g_b (backward)",
                           "g_c (centred)", "critical", "χ₁ at PyTorch's gain"], rows)
