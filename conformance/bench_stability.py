@@ -16,7 +16,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gainkit import coverage, finitewidth, probe, stability, torchinfo
+from gainkit.meanfield import finitewidth
+from gainkit.probe import mlp
+from gainkit.suite import coverage, designs, torchinfo
 
 pytest.importorskip("pytest_benchmark")
 
@@ -28,13 +30,13 @@ FORUM_BATCH = 1000
 
 def _run(subject, init, dtype, z, claim=False) -> None:
     design = coverage.suite_design(subject, init, z, claim=claim)
-    torch_init = probe.torch_init(init, *subject.init_arguments(init))
+    torch_init = mlp.torch_init(init, *subject.init_arguments(init))
     dtype_name = torchinfo.dtype_name(dtype)
-    measurement = probe.measure_design(
+    measurement = mlp.measure_design(
         design, torch_init, coverage.scales(), "cpu", dtype,
         coverage.suite_seed(0, subject, init, "cpu", dtype_name, claim))
     for scale in range(len(coverage.scales())):
-        stability.observe(design, measurement, scale)
+        designs.observe(design, measurement, scale)
 
 
 def _configurations():

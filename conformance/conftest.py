@@ -1,7 +1,7 @@
 """Options, device x dtype parametrisation, seeds and the JSON results of the conformance suite.
 
 The library under test is whatever ``torch`` this interpreter imports; the expected
-behaviour comes from ``gainkit.expectations`` (``src/gainkit/data/gains.toml``).
+behaviour comes from ``gainkit.suite.expectations`` (``src/gainkit/data/gains.toml``).
 """
 
 from __future__ import annotations
@@ -13,16 +13,11 @@ import zlib
 import pytest
 import torch
 
-import gainkit.expectations
-from gainkit import torchinfo
-from gainkit.expectations import DEVICE_DTYPES, GAINS, REFERENCES
+from gainkit.suite import expectations, torchinfo
+from gainkit.suite.expectations import DEVICE_DTYPES, GAINS, REFERENCES
 
 CUDA_MISSING = "CUDA not available: torch.cuda.is_available() is False"
 RESULTS_PLUGIN = "gainkit-results"
-
-
-def expectations_path() -> str:
-    return os.path.join(os.path.dirname(gainkit.expectations.__file__), "data", "gains.toml")
 
 
 def pytest_addoption(parser):
@@ -69,7 +64,7 @@ class ResultsRecorder:
             "seed": self.seed,
             "devices": self.devices,
             "determinism": self.determinism,
-            "expectations": {"path": expectations_path(), "gains": len(GAINS),
+            "expectations": {"path": expectations.data_path(), "gains": len(GAINS),
                              "references": len(REFERENCES)},
             "records": self.records,
             "outcomes": self.outcomes,
@@ -112,7 +107,7 @@ def pytest_report_header(config):
             info["tf32"]["cudnn_allow_tf32"]),
         "determinism set for this run: {}".format("; ".join(recorder.determinism)),
         "seed: {}".format(config.getoption("seed")),
-        f"expectations: {expectations_path()} "
+        f"expectations: {expectations.data_path()} "
         f"({len(GAINS)} gain cases, {len(REFERENCES)} references)",
     ]
 

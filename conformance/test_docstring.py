@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch.nn.init import calculate_gain
 
-from gainkit import torchinfo
-from gainkit.expectations import GAINS
+from gainkit.suite import torchinfo
+from gainkit.suite.expectations import GAINS
 
 # The table's row label for each name calculate_gain accepts.
 DOC_ROWS = {

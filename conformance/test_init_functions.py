@@ -27,7 +27,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from gainkit.expectations import DEVICE_DTYPES, GAINS
+from gainkit.suite.expectations import DEVICE_DTYPES, GAINS
 
 FALSE_ALARM_RATE = 1e-4
 MISS_RATE = 1e-4

@@ -2,8 +2,8 @@
 
 For each gain (gains.toml cases with ``stability = true``, plus the SNN paper's SELU gain 1) and
 each of xavier_normal/uniform and kaiming_normal/uniform (fan_in, fan_out), the probe
-(``gainkit.probe``) runs deep bias-free square MLPs initialised by the real torch function and
-compares them with mean-field theory corrected for finite width (``gainkit.finitewidth``):
+(``gainkit.probe.mlp``) runs deep bias-free square MLPs initialised by the real torch function and
+compares them with mean-field theory corrected for finite width (``gainkit.meanfield.finitewidth``):
 
 - forward: per-layer second moment of the pre-activations against the predicted profile,
   and its converged value (or, for critical gains, the endpoint of a preserved signal);
@@ -24,7 +24,9 @@ import math
 import numpy as np
 import pytest
 
-from gainkit import coverage, probe, stability, theory, torchinfo
+from gainkit.meanfield import theory
+from gainkit.probe import mlp
+from gainkit.suite import coverage, designs, torchinfo
 
 SUBJECTS = coverage.subjects()
 CLAIMED = tuple(subject for subject in SUBJECTS if subject.claim)
@@ -46,13 +48,13 @@ def _run(subject, init, device, dtype, seed, z, overrides, require_gain, claim=F
     if key not in _RUNS:
         if subject.case is not None:
             require_gain(subject.case)  # fails with the patch to apply when torch lacks it
-        torch_init = probe.torch_init(init, *subject.init_arguments(init))
+        torch_init = mlp.torch_init(init, *subject.init_arguments(init))
         design = coverage.suite_design(subject, init, z, overrides["width"],
                                        overrides["depth"], overrides["draws"], claim)
-        measurement = probe.measure_design(
+        measurement = mlp.measure_design(
             design, torch_init, coverage.scales(), device, dtype,
             coverage.suite_seed(seed, subject, init, device, dtype_name, claim))
-        _RUNS[key] = design, [stability.observe(design, measurement, k) for k in range(3)]
+        _RUNS[key] = design, [designs.observe(design, measurement, k) for k in range(3)]
     return _RUNS[key]
 
 
@@ -68,7 +70,7 @@ def _controls_outside(design, observed, name, describe) -> list:
     """Failure lines for negative controls that land inside the band of ``name``."""
     band = design.band(design.statistic(name))
     problems = []
-    for factor, control in zip(stability.CONTROL_FACTORS, observed[1:]):
+    for factor, control in zip(designs.CONTROL_FACTORS, observed[1:]):
         value = getattr(control, name)
         if band.contains(value):
             problems.append(
@@ -94,7 +96,7 @@ def _regime_problems(subject, field, rate, half_width) -> list:
     if field.regime != subject.regime:
         problems.append(f"theory puts gain {subject.gain:.6g} in the {field.regime} regime, "
                         f"gains.toml says {subject.regime}")
-    regimes = stability.compatible_regimes(rate - half_width, rate + half_width)
+    regimes = designs.compatible_regimes(rate - half_width, rate + half_width)
     exclusive = subject.regime in ("ordered", "chaotic")
     if subject.regime not in regimes or (exclusive and regimes != (subject.regime,)):
         problems.append("regime: the measured chi_1 band [{:.4f}, {:.4f}] fits {}, expected "
@@ -125,7 +127,7 @@ def _record(results, subject, init, device, dtype, design, observed, check, verd
         regime=design.mean_field.regime, depth_10x=design.mean_field.depth_10x,
         q_star=design.mean_field.q_star, verdict=verdict,
         controls={str(f): {"forward": c.forward, "residual": c.residual, "post": c.post}
-                  for f, c in zip(stability.CONTROL_FACTORS, observed[1:])})
+                  for f, c in zip(designs.CONTROL_FACTORS, observed[1:])})
 
 
 def _q(log_value: float) -> str:
@@ -156,7 +158,7 @@ def test_forward_second_moment_follows_profile(subject, init, device, dtype, see
     mean_field = design.model(0).mean_field["q"]
     problems = []
     for layer in range(1, design.depth + 1):
-        band = stability.Band(mean[layer], half[layer])
+        band = designs.Band(mean[layer], half[layer])
         label = f"layer {layer} (mean field q={math.exp(mean_field[layer]):.4g})"
         problems += _judge(label, nominal.log_q[layer], band, _q)
     homogeneous = theory.activation(subject.activation, subject.slope).homogeneous
@@ -186,7 +188,7 @@ def test_backward_gradient_growth_matches_chi(subject, init, device, dtype, seed
     slope = design.band(design.slope_statistic())
     bias = design.slope_bias()  # measured slope - bias estimates ln chi_1
     problems += _judge("chi_1 (finite-width corrected)", nominal.slope - bias,
-                       stability.Band(slope.centre - bias, slope.half_width), _chi)
+                       designs.Band(slope.centre - bias, slope.half_width), _chi)
     problems += _regime_problems(subject, field, nominal.slope - bias, slope.half_width)
     problems += _controls_outside(design, observed, "residual", _chi)
     _record(results, subject, init, device, dtype, design, observed, "backward",
@@ -214,7 +216,7 @@ def test_forum_claim(subject, device, dtype, seed, z_score, probe_overrides, req
     bias = growth.centre - float(design.growth_weights() @ design.model(0).mean_field["ratio"])
     problems += _judge(f"squared-gradient growth a layer over layers {layers} (finite-width "
                        "corrected)", nominal.growth - bias,
-                       stability.Band(growth.centre - bias, growth.half_width), _chi)
+                       designs.Band(growth.centre - bias, growth.half_width), _chi)
     problems += _regime_problems(subject, field, nominal.growth - bias, growth.half_width)
     problems += _controls_outside(design, observed, "post", _rms)
     _record(results, subject, init, device, dtype, design, observed, "claim",

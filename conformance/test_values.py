@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn.init import calculate_gain
 
-from gainkit.expectations import GAINS
+from gainkit.suite.expectations import GAINS
 
 DEFAULT_SLOPE = 0.01
 LEAKY_RELU = next(case for case in GAINS if case.id == "leaky_relu")

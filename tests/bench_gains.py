@@ -29,8 +29,9 @@ import math
 import pytest
 import torch
 
-from gainkit import gainsheet, theory
-from gainkit import torch_activations as acts
+from gainkit.gains import gainsheet
+from gainkit.gains import torch_activations as acts
+from gainkit.meanfield import theory
 
 pytest.importorskip("pytest_benchmark")
 

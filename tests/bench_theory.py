@@ -1,4 +1,4 @@
-"""Speed of gainkit.theory: ``python3 -m pytest tests/bench_theory.py``.
+"""Speed of gainkit.meanfield.theory: ``python3 -m pytest tests/bench_theory.py``.
 
 Stated on a shared 2-core x86 CPU, Python 3.11, numpy 2.4, scipy 1.17 (means):
 analyse() of every gain in the data file < 50 ms; one analyse() < 10 ms; the critical gain
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from gainkit import theory
-from gainkit.expectations import GAINS, REFERENCES
+from gainkit.meanfield import theory
+from gainkit.suite.expectations import GAINS, REFERENCES
 
 pytest.importorskip("pytest_benchmark")
 

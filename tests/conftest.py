@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from gainkit import patchkit, upstream
+import upstream_releases
+from gainkit.patching import kit
 
 DATA = Path(__file__).parent / "data" / "upstream"
 TORCH_FILES = ("torch/nn/init.py", "torch/nn/modules/activation.py")
@@ -24,8 +25,8 @@ GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Test Committer", "GIT_AUTHOR_EMAIL": "test@e
 
 def release_bytes(version: str, member: str) -> bytes:
     try:
-        return upstream.release_file(version, member)
-    except upstream.ReleaseUnavailable as error:
+        return upstream_releases.release_file(version, member)
+    except upstream_releases.ReleaseUnavailable as error:
         pytest.skip(f"no torch {version} wheel: {error.reason}")
 
 
@@ -51,7 +52,7 @@ def git():
 
 @pytest.fixture(scope="session")
 def series_dir() -> Path:
-    found = patchkit.default_patch_dir()
+    found = kit.default_patch_dir()
     if not (found / "series").is_file():
         pytest.skip(f"{found}/series is not written yet")
     return found
@@ -59,7 +60,7 @@ def series_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def series(series_dir):
-    return patchkit.load_series(series_dir)
+    return kit.load_series(series_dir)
 
 
 @pytest.fixture
@@ -165,7 +166,7 @@ def start_cli(series_dir):
         command += ["--patches", str(patches or series_dir)]
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, **GIT_IDENTITY, **{patchkit.PAUSE_ENV: step + ":120"},
+            env=dict(os.environ, **GIT_IDENTITY, **{kit.PAUSE_ENV: step + ":120"},
                      **(env or {})),
             preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
         started.append(process)

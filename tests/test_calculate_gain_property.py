@@ -1,7 +1,7 @@
 """The installed torch's calculate_gain agrees with its documented behaviour on any input.
 
 The documented behaviour is written once, in `documented_gain`: the values, types and
-first releases of gains.toml (gainkit.expectations), and the rules of
+first releases of gains.toml (gainkit.suite.expectations), and the rules of
 shared/reference/upstream.md: leaky_relu's gain is sqrt(2 / (1 + slope^2)), slope 0.01 when
 param is None; its param must be an int but not a bool, or a float (subclasses such as
 numpy.float64 included; numpy.float32, numpy integers and 0-d tensors are rejected); param is
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gainkit.expectations import GAINS, version_tuple
+from gainkit.suite.expectations import GAINS, version_tuple
 
 torch = pytest.importorskip("torch")
 numpy = pytest.importorskip("numpy")

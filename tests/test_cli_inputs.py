@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gainkit import patchkit
+from gainkit.patching import kit
 from gainkit.tools import cli
 
 RELEASE = "1.7.1"
@@ -157,7 +157,7 @@ def _series_with(tmp_path: Path, series_dir: Path, series_text: str = None,
 
 
 def _first_patch(series_dir: Path) -> Path:
-    return patchkit.load_series(series_dir)[0].path
+    return kit.load_series(series_dir)[0].path
 
 
 def _break(text: str, case: str) -> str:

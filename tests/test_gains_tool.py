@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from gainkit import gainsheet, theory
-from gainkit import torch_activations as acts
+from gainkit.gains import gainsheet
+from gainkit.gains import torch_activations as acts
+from gainkit.meanfield import theory
 from gainkit.tools import gains
 
 SQRT2 = math.sqrt(2.0)
@@ -452,7 +453,7 @@ def test_probe_and_noise_model_of_a_pair_equal_those_of_the_name():
 def test_verify_in_markdown():
     done = run_tool("sigmoid", "--verify", "--format", "markdown")
     assert done.returncode == 0, done.stderr
-    assert "## Measured (gainkit.probe)" in done.stdout
+    assert "## Measured (gainkit.probe.mlp)" in done.stdout
     assert any(line.startswith("| sigmoid | 1 | pytorch |") and line.endswith("| yes |")
                for line in done.stdout.splitlines())
 

@@ -6,20 +6,20 @@ import json
 
 import pytest
 
-from gainkit import mutation
-from gainkit.mutants import MUTANTS
+from gainkit.mutation import runner
+from gainkit.mutation.catalogue import MUTANTS
 from gainkit.tools import mutate
 
 VALUES_ONLY = "leaky_relu-bool-accepted"
 ALL_FILES = "gain-tanh-x1.05"
 
 
-def fake_run(exit_code: int, failed=(), passed: int = 5) -> mutation.SuiteRun:
+def fake_run(exit_code: int, failed=(), passed: int = 5) -> runner.SuiteRun:
     outcomes = [{"nodeid": f"conformance/{nodeid}", "when": "call", "outcome": "failed"}
                 for nodeid in failed]
     outcomes += [{"nodeid": f"conformance/test_values.py::test_ok[{index}]", "when": "call",
                   "outcome": "passed"} for index in range(passed)]
-    return mutation.SuiteRun(("python", "-m", "pytest", "conformance", "--gainkit-json", "x"),
+    return runner.SuiteRun(("python", "-m", "pytest", "conformance", "--gainkit-json", "x"),
                              exit_code, 1.5, tuple(outcomes), "output")
 
 
@@ -31,24 +31,24 @@ def fake_run(exit_code: int, failed=(), passed: int = 5) -> mutation.SuiteRun:
     (0, [], "SURVIVED", False, False),
     (2, [], "error (exit 2)", False, False),
     (1, [], "error (exit 1)", False, False),  # exit 1 without a failing test: not a kill
-    (mutation.TIMED_OUT, [], "timed out", False, False),
+    (runner.TIMED_OUT, [], "timed out", False, False),
 ])
 def test_mutant_verdict(exit_code, failed, verdict, killed, declared):
-    result = mutation.MutantResult(MUTANTS[ALL_FILES], fake_run(exit_code, failed))
+    result = runner.MutantResult(MUTANTS[ALL_FILES], fake_run(exit_code, failed))
     assert (result.verdict, result.killed, result.as_declared) == (verdict, killed, declared)
 
 
 @pytest.mark.parametrize("exit_code, failed, verdict", [
     (0, [], "passed"), (1, ["test_values.py::test_a"], "FALSE ALARM"),
-    (4, [], "error (exit 4)"), (mutation.TIMED_OUT, [], "timed out")])
+    (4, [], "error (exit 4)"), (runner.TIMED_OUT, [], "timed out")])
 def test_seed_verdict(exit_code, failed, verdict):
-    result = mutation.SeedResult(7, fake_run(exit_code, failed))
+    result = runner.SeedResult(7, fake_run(exit_code, failed))
     assert result.verdict == verdict
     assert result.clean == (exit_code == 0)
 
 
 def test_failed_ids_are_unique_and_include_setup_errors():
-    run = mutation.SuiteRun((), 1, 0.0, (
+    run = runner.SuiteRun((), 1, 0.0, (
         {"nodeid": "conformance/test_values.py::a", "when": "setup", "outcome": "failed"},
         {"nodeid": "conformance/test_values.py::b", "when": "call", "outcome": "failed"},
         {"nodeid": "conformance/test_values.py::b", "when": "teardown", "outcome": "failed"},
@@ -58,7 +58,7 @@ def test_failed_ids_are_unique_and_include_setup_errors():
 
 
 def test_reproduce_drops_the_scratch_json():
-    assert mutation.reproduce(fake_run(1)) == "python -m pytest conformance"
+    assert runner.reproduce(fake_run(1)) == "python -m pytest conformance"
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def faked(monkeypatch):
     def run_suite(suite, *, mutant=None, seed=0, **options):
         return script[mutant.name if mutant is not None else seed]
 
-    monkeypatch.setattr(mutation, "run_suite", run_suite)
+    monkeypatch.setattr(runner, "run_suite", run_suite)
     return script
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gainkit import upstream
+import upstream_releases
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +45,15 @@ def torch_env():
     """A venv with the real torch 1.7.1 wheel, built once; reverted after the test whatever
     happens, so the cached environment stays pristine."""
     try:
-        wheel = upstream.wheel_path(RELEASE)
-    except upstream.ReleaseUnavailable as error:
+        wheel = upstream_releases.wheel_path(RELEASE)
+    except upstream_releases.ReleaseUnavailable as error:
         pytest.skip(f"no torch {RELEASE} wheel: {error.reason}")
     tag = wheel.name.split("-")[2]  # e.g. cp37
     version = f"{tag[2]}.{tag[3:]}"
     python = _interpreter(version)
     if python is None:
         pytest.skip(f"python{version} (for {wheel.name}) is not installed")
-    env = upstream.cache_root() / "envs" / f"py{tag[2:]}-torch{RELEASE}"
+    env = upstream_releases.cache_root() / "envs" / f"py{tag[2:]}-torch{RELEASE}"
     if not (env / "complete").is_file():
         shutil.rmtree(str(env), ignore_errors=True)
         steps = [[python, "-m", "venv", str(env)],

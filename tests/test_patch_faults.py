@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gainkit import patchjournal, patchkit
+from gainkit.patching import journal, kit
 
 RELEASE = "1.7.1"
 INTERRUPTED = r"{root}: found an interrupted {command} from \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d " \
@@ -27,8 +27,8 @@ INTERRUPTED = r"{root}: found an interrupted {command} from \d{{4}}-\d\d-\d\d \d
 
 
 def plan_for(tree):
-    return patchkit.make_plan(patchkit.load_series(patchkit.default_patch_dir()),
-                              patchkit.tree_target(str(tree)))
+    return kit.make_plan(kit.load_series(kit.default_patch_dir()),
+                              kit.tree_target(str(tree)))
 
 
 def worktree_digest(tree: Path) -> str:
@@ -45,13 +45,13 @@ def worktree_digest(tree: Path) -> str:
 
 def leftovers(root: Path):
     """What a run may leave in a target: journals, the lock, temporary and probe files."""
-    names = (patchjournal.JOURNAL_PREFIX + "*", patchjournal.LOCK_NAME,
-             patchjournal.NEW_PREFIX + "*", patchjournal.PROBE)
+    names = (journal.JOURNAL_PREFIX + "*", journal.LOCK_NAME,
+             journal.NEW_PREFIX + "*", journal.PROBE)
     return sorted(str(path) for name in names for path in root.rglob(name))
 
 
 def journals(root: Path):
-    return sorted(root.glob(patchjournal.JOURNAL_PREFIX + "*"))
+    return sorted(root.glob(journal.JOURNAL_PREFIX + "*"))
 
 
 def kill(process):
@@ -71,7 +71,7 @@ def patched_digest(make_tree, tmp_path):
     """worktree_digest of a tree of that release after an uninterrupted apply."""
     def of(version: str = RELEASE, **options) -> str:
         tree = make_tree(version, where=tmp_path / f"reference-{version}", **options)
-        patchkit.apply(plan_for(tree))
+        kit.apply(plan_for(tree))
         return worktree_digest(tree)
     return of
 
@@ -115,7 +115,7 @@ def test_a_checkout_apply_killed_at_each_step_drops_its_commits_in_the_next_run(
         make_tree, git, run_cli, start_cli, digest, patched_digest, step, committed):
     tree = make_tree(RELEASE, checkout=True)
     original, head = digest(tree), git(tree, "rev-parse", "HEAD").strip()
-    todo = plan_for(tree).having(patchkit.APPLIES)
+    todo = plan_for(tree).having(kit.APPLIES)
     assert len(todo) == 4
     process = start_cli("apply", "--tree", str(tree), step=step)
     kill(process)
@@ -230,7 +230,7 @@ def test_every_command_recovers_first(make_tree, run_cli, start_cli, digest):
 def test_a_journal_that_was_never_completed_is_just_removed(make_tree, run_cli, digest):
     tree = make_tree(RELEASE)
     original = digest(tree)
-    (tree / (patchjournal.JOURNAL_PREFIX + "cut-short")).mkdir()  # killed inside mkdtemp
+    (tree / (journal.JOURNAL_PREFIX + "cut-short")).mkdir()  # killed inside mkdtemp
     status = run_cli("status", "--tree", str(tree))
     assert status.returncode == 0 and status.stdout.startswith("target: ")
     assert digest(tree) == original
@@ -256,7 +256,7 @@ def test_a_rollback_that_cannot_be_done_is_one_line_and_keeps_the_journal(
 def test_a_second_run_is_refused_while_the_first_writes(make_tree, run_cli, start_cli, digest,
                                                         patched_digest, one_error):
     tree = make_tree(RELEASE)
-    todo = plan_for(tree).having(patchkit.APPLIES)
+    todo = plan_for(tree).having(kit.APPLIES)
     first = start_cli("apply", "--tree", str(tree), step="file-1")
     mixed = digest(tree)
     for command in ("apply", "revert", "status", "check"):
@@ -274,7 +274,7 @@ def test_a_second_run_is_refused_while_the_first_writes(make_tree, run_cli, star
 def test_two_applies_started_together_patch_once(make_tree, series_dir, git, patched_digest,
                                                  checkout):
     tree = make_tree(RELEASE, checkout=checkout)
-    todo = plan_for(tree).having(patchkit.APPLIES)
+    todo = plan_for(tree).having(kit.APPLIES)
     command = [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
                "--patches", str(series_dir)]
     env = dict(os.environ, GIT_AUTHOR_NAME="T", GIT_AUTHOR_EMAIL="t@example.com",
@@ -358,7 +358,7 @@ def test_a_disk_too_full_for_the_backups_is_refused_before_writing(small_disk, m
     filler = small_disk / "filler"
     os.truncate(str(filler), filler.stat().st_size - 4 * 4096)  # room for the journal only
     line = one_error(run_cli("apply", "--tree", str(tree)), 2)
-    assert re.fullmatch(re.escape(f"gainkit patch: error: {tree}/{patchjournal.JOURNAL_PREFIX}")
+    assert re.fullmatch(re.escape(f"gainkit patch: error: {tree}/{journal.JOURNAL_PREFIX}")
                         + r"\S+: cannot keep a copy of the files to replace: No space left on "
                         r"device", line), line
     assert digest(tree) == original and leftovers(tree) == []

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gainkit import judging
-from gainkit.expectations import GAINS, REFERENCES
+from gainkit.reports import judging
+from gainkit.suite.expectations import GAINS, REFERENCES
 from gainkit.tools import cli, report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +160,7 @@ def test_one_deviating_release_makes_the_report_fail(capsys, matrix_dir, real_re
 
 def test_a_release_run_with_a_wrong_gain_makes_the_report_fail(capsys, tmp_path, real_results):
     """Not an edited file: the suite itself runs with calculate_gain('tanh') 5% off."""
-    finished, wrong = run_suite_slice(tmp_path, "-p", "gainkit.mutants",
+    finished, wrong = run_suite_slice(tmp_path, "-p", "gainkit.mutation.catalogue",
                                       "--gainkit-mutant", "gain-tanh-x1.05")
     assert finished.returncode == 1, finished.stdout[-3000:] + finished.stderr[-3000:]
     folder = tmp_path / "results"
@@ -295,7 +295,7 @@ def test_output_that_is_a_directory_is_bad_input(capsys, tmp_path, real_results)
 
 
 def test_plots_without_matplotlib_is_bad_input(capsys, monkeypatch, tmp_path, real_results):
-    monkeypatch.setitem(sys.modules, "gainkit.plots", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "gainkit.reports.plots", None)  # import raises ImportError
     code, out, err = run_report(capsys, write(tmp_path, "r", real_results), "--output",
                                 tmp_path / "report.md", "--plots", tmp_path / "plots")
     assert (code, out) == (2, "")
@@ -311,7 +311,7 @@ def test_usage_errors_exit_2(capsys):
 
 
 def test_markdown_needs_no_matplotlib():
-    probe = ("import sys, gainkit.reporting, gainkit.tools.report; "
+    probe = ("import sys, gainkit.reports.markdown, gainkit.tools.report; "
              "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", probe]).returncode == 0
 
@@ -338,7 +338,8 @@ def test_report_renders_every_plot_it_links(capsys, matrix_dir, real_results):
 
 @pytest.mark.parametrize("releases", [3, 40])
 def test_heat_map_puts_the_longer_axis_down_the_side(tmp_path, real_results, releases):
-    plots = pytest.importorskip("gainkit.plots", reason="needs matplotlib (gainkit[report])")
+    plots = pytest.importorskip("gainkit.reports.plots",
+                                reason="needs matplotlib (gainkit[report])")
     folder = tmp_path / "results"
     for minor in range(releases):
         write(folder, f"py311-torch2.{minor}.0", as_release(real_results, f"2.{minor}.0"))
@@ -360,7 +361,8 @@ def test_depth_profiles_draw_one_setup_per_release():
         return {"kind": "stability", "case_id": "tanh", "depth": 2, "measured_q": [1, 1, 1],
                 "init": init, "device": device, "dtype": "float32", "check": check}
 
-    plots = pytest.importorskip("gainkit.plots", reason="needs matplotlib (gainkit[report])")
+    plots = pytest.importorskip("gainkit.reports.plots",
+                                reason="needs matplotlib (gainkit[report])")
     records = [("a", record("kaiming_normal_fan_in", "cpu")), ("a", record("xavier_normal", "cpu")),
                ("b", record("xavier_normal", "cuda")), ("b", record("xavier_normal", "cpu")),
                ("b", record("xavier_normal", "cpu", "claim")), ("c", {"depth": 2})]
@@ -370,7 +372,8 @@ def test_depth_profiles_draw_one_setup_per_release():
 
 
 def test_releases_with_identical_profiles_share_one_line_and_legend_entry():
-    plots = pytest.importorskip("gainkit.plots", reason="needs matplotlib (gainkit[report])")
+    plots = pytest.importorskip("gainkit.reports.plots",
+                                reason="needs matplotlib (gainkit[report])")
 
     def record(q_last, grad_last=1.0):
         return {"measured_q": [1.0, 0.5, q_last], "measured_grad": [2.0, 1.5, grad_last]}

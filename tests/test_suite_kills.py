@@ -13,9 +13,16 @@ import inspect
 
 import pytest
 
-from gainkit import mutation
-from gainkit.expectations import GAINS
-from gainkit.mutants import CATALOGUE, GAIN_FILES, MUTANTS, REQUIRED_TAGS, NotApplicable, restore
+from gainkit.mutation import runner
+from gainkit.mutation.catalogue import (
+    CATALOGUE,
+    GAIN_FILES,
+    MUTANTS,
+    REQUIRED_TAGS,
+    NotApplicable,
+    restore,
+)
+from gainkit.suite.expectations import GAINS
 from gainkit.tools.check import conformance_dir
 
 torch = pytest.importorskip("torch")
@@ -91,10 +98,10 @@ def test_mutant_takes_every_call_of_this_torch_and_restores(mutant):
 @pytest.mark.parametrize("name", SLICE_MUTANTS)
 def test_suite_kills_mutant(name):
     # The faults are in Python, not in kernels: CPU runs are the whole evidence.
-    options = mutation.Options(suite=conformance_dir(), device="cpu", focused=True)
-    result = mutation.kill(MUTANTS[name], options)
+    options = runner.Options(suite=conformance_dir(), device="cpu", focused=True)
+    result = runner.kill(MUTANTS[name], options)
     assert result.as_declared, (
-        f"{name}: {result.verdict}\n{mutation.reproduce(result.run)}\n{result.run.output_tail}")
+        f"{name}: {result.verdict}\n{runner.reproduce(result.run)}\n{result.run.output_tail}")
 
 
 @pytest.mark.mutation
@@ -103,9 +110,9 @@ def test_unmodified_suite_passes(seed):
     missing = [case.id for case in GAINS if gain_missing(case)]
     if missing:
         pytest.skip(f"torch {torch.__version__} lacks {missing}: the suite fails until patched")
-    result = mutation.sweep(seed, mutation.Options(suite=conformance_dir(), device="cpu"))
+    result = runner.sweep(seed, runner.Options(suite=conformance_dir(), device="cpu"))
     assert result.clean, (
-        f"seed {seed}: {result.verdict}\n{mutation.reproduce(result.run)}\n"
+        f"seed {seed}: {result.verdict}\n{runner.reproduce(result.run)}\n"
         f"{result.run.output_tail}")
 
 

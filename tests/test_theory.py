@@ -1,4 +1,5 @@
-"""gainkit.theory against theory.md's reference numbers, the gain data file, and properties.
+"""gainkit.meanfield.theory against theory.md's reference numbers, the gain data file, and
+properties.
 
 Numbers quoted from theory.md are written as the strings printed there and must match to
 half a unit of their last digit; values that are exact by theory use rel=1e-6.
@@ -15,8 +16,8 @@ import numpy as np
 import pytest
 from scipy import special
 
-from gainkit import theory
-from gainkit.expectations import GAINS, REFERENCES
+from gainkit.meanfield import theory
+from gainkit.suite.expectations import GAINS, REFERENCES
 
 SQRT2 = math.sqrt(2.0)
 LEAKY_GAIN = math.sqrt(2.0 / (1.0 + 0.01**2))
@@ -431,5 +432,5 @@ def test_numeric_derivative_fallback_matches_analytic():
 
 
 def test_theory_does_not_import_torch():
-    code = "import sys, gainkit.theory; sys.exit('torch' in sys.modules)"
+    code = "import sys, gainkit.meanfield.theory; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

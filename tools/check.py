@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import List
 
 import gainkit
-from gainkit import patchkit
+from gainkit.patching import kit
 from gainkit.tools import cli
 from gainkit.tools import patch as patch_tool
 
@@ -37,11 +37,11 @@ def conformance_dir() -> Path:
     for candidate in (here / "conformance", here.parents[1] / "conformance"):
         if (candidate / "conftest.py").is_file():
             return candidate
-    raise patchkit.PatchError(f"{here}: the conformance suite is not installed with gainkit")
+    raise kit.PatchError(f"{here}: the conformance suite is not installed with gainkit")
 
 
 def _can_run_suite(python: str) -> bool:
-    probe = "import gainkit.expectations, pytest, torch"
+    probe = "import gainkit.suite.expectations, pytest, torch"
     return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
 
 
@@ -53,22 +53,22 @@ def main(argv: List[str] | None = None) -> int:
                         help="report the series' status but do not apply it")
     args, pytest_args = parser.parse_known_args(argv)
     try:
-        target = patchkit.python_target(args.python)
-        patches = patchkit.load_series(patchkit.default_patch_dir())
-        with patchkit.exclusive(target, writing=False) as recovered:
+        target = kit.python_target(args.python)
+        patches = kit.load_series(kit.default_patch_dir())
+        with kit.exclusive(target, writing=False) as recovered:
             for line in recovered:
                 print(line)
-            plan = patchkit.make_plan(patches, target)
+            plan = kit.make_plan(patches, target)
             print("\n".join(patch_tool.status_lines(plan)[:-1]))
-            if plan.having(patchkit.APPLIES) and not args.no_patch:
-                done = patchkit.apply(plan)
+            if plan.having(kit.APPLIES) and not args.no_patch:
+                done = kit.apply(plan)
                 print(f"applied {len(done)} patches to {target.root}")
         suite = conformance_dir()
         if not _can_run_suite(str(target.interpreter)):
-            raise patchkit.PatchError(
+            raise kit.PatchError(
                 f"{target.interpreter}: cannot import gainkit, pytest and torch there; "
                 f"install gainkit into that environment first")
-    except patchkit.PatchError as error:
+    except kit.PatchError as error:
         for line in error.lines:
             print(f"{PROG}: error: {line}", file=sys.stderr)
         return error.exit_code

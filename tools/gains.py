@@ -23,9 +23,9 @@ and, at PyTorch's gain (the installed torch's calculate_gain, where it has one) 
     xi_grad    gradient depth scale 1 / |ln chi_1|; 10x depth: layers for 10x in gradient
     regime     ordered, chaotic, near-critical (10x takes over 100 layers) or critical
 
---verify runs the empirical deep-network probe (gainkit.probe) at each of those gains and
+--verify runs the empirical deep-network probe (gainkit.probe.mlp) at each of those gains and
 prints the measured output second moment and gradient growth against the prediction, with
-finite-width corrections and a 3-sigma band (gainkit.finitewidth), for any activation
+finite-width corrections and a 3-sigma band (gainkit.meanfield.finitewidth), for any activation
 (phi' by autograd).
 
 Exit codes:
@@ -42,7 +42,8 @@ import math
 import sys
 from typing import TYPE_CHECKING, List
 
-from gainkit import reporting, theory
+from gainkit.meanfield import theory
+from gainkit.reports import markdown
 from gainkit.tools import cli
 
 if TYPE_CHECKING:  # imported when used: torch takes seconds to load, --help must not wait
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="second moment of the network input (default: %(default)s)")
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     parser.add_argument("--verify", action="store_true",
-                        help="measure each gain on deep random networks (gainkit.probe)")
+                        help="measure each gain on deep random networks (gainkit.probe.mlp)")
     return parser
 
 
@@ -89,7 +90,7 @@ class InputError(Exception):
     """A user error, reported on one line with exit code 2."""
 
 
-# --- collecting (gainkit.gainsheet does the analysis) ------------------------------------
+# --- collecting (gainkit.gains.gainsheet does the analysis) ------------------------------------
 
 def _resolve(spec: str) -> acts.TorchActivation:
     from gainkit import torch_activations as acts
@@ -206,7 +207,7 @@ def _verify_caption(report: dict) -> str:
             return ("probe: {draws} networks of {depth} layers x {width} units, xavier_normal_ at "
                     "the gain. q_L: output second moment; grad growth: grad_0 / grad_L of the "
                     "mean squared gradient; geometric means over the networks, predicted with "
-                    "finite-width corrections and a 3-sigma band (gainkit.finitewidth)"
+                    "finite-width corrections and a 3-sigma band (gainkit.meanfield.finitewidth)"
                     .format(**check))
     return ""
 
@@ -263,14 +264,14 @@ def render_markdown(report: dict) -> str:
     lines += MARKDOWN_LEGEND + ["", "## Gains", ""]
     rows = [[row[0], item["formula"] or item["definition"]] + row[1:]
             for row, item in zip(gain_rows(report), report["activations"])]
-    lines += reporting.markdown_table(GAIN_HEADER[:1] + ["phi(x)"] + GAIN_HEADER[1:], rows)
+    lines += markdown.markdown_table(GAIN_HEADER[:1] + ["phi(x)"] + GAIN_HEADER[1:], rows)
     behaviour = behaviour_rows(report)
     if behaviour:
         lines += ["", "## Depth behaviour (mean field)", ""]
-        lines += reporting.markdown_table(BEHAVIOUR_HEADER, behaviour)
+        lines += markdown.markdown_table(BEHAVIOUR_HEADER, behaviour)
     if verify_rows(report):
-        lines += ["", "## Measured (gainkit.probe)", "", _verify_caption(report) + ".", ""]
-        lines += reporting.markdown_table(VERIFY_HEADER, verify_rows(report))
+        lines += ["", "## Measured (gainkit.probe.mlp)", "", _verify_caption(report) + ".", ""]
+        lines += markdown.markdown_table(VERIFY_HEADER, verify_rows(report))
     if notes(report):
         lines += ["", "## Notes", ""] + ["- " + note for note in notes(report)]
     return "\n".join(lines)

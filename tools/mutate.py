@@ -3,8 +3,8 @@
     gainkit mutate [--all | --mutants NAME,...] [--seeds N] [--first-seed S] [--seed S]
                    [--focused] [--jobs J] [--json PATH] [--markdown] [--list]
 
-1. runs the suite against each mutant of the catalogue (gainkit.mutants: realistic faults in
-   torch.nn.init, installed in the test process only) and prints, per mutant, which tests
+1. runs the suite against each mutant of the catalogue (gainkit.mutation.catalogue: realistic
+faults in    torch.nn.init, installed in the test process only) and prints, per mutant, which tests
    killed it and how long the run took; then the kill rate;
 2. runs the unmodified suite under seeds S, S+1, ..., S+N-1 and prints, per seed, whether it
    passed; any failure is a false alarm, repeated by the command printed under the table.
@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Sequence
 
-from gainkit import mutation
-from gainkit.mutants import CATALOGUE, MUTANTS
+from gainkit.mutation import runner
+from gainkit.mutation.catalogue import CATALOGUE, MUTANTS
 from gainkit.tools import cli
 
 PROG = "gainkit mutate"
@@ -131,9 +131,9 @@ def _tests(count: int) -> str:
     return f"{count} test" if count == 1 else f"{count} tests"
 
 
-def _killers(run: mutation.SuiteRun) -> str:
+def _killers(run: runner.SuiteRun) -> str:
     failed = run.failed
-    shown = ", ".join(mutation.short_id(nodeid) for nodeid in failed[:SHOWN_IDS])
+    shown = ", ".join(runner.short_id(nodeid) for nodeid in failed[:SHOWN_IDS])
     more = f", +{len(failed) - SHOWN_IDS} more" if len(failed) > SHOWN_IDS else ""
     return shown + more
 
@@ -153,25 +153,25 @@ def _header(args, names: Sequence[str], seeds: Sequence[int], options) -> List[s
     return lines
 
 
-def _run_mutants(names, options, jobs: int, markdown: bool) -> List[mutation.MutantResult]:
+def _run_mutants(names, options, jobs: int, markdown: bool) -> List[runner.MutantResult]:
     width = max(len(name) for name in names)
     table = Table(("mutant", "verdict", "killed by", "time", "first killing tests"),
                   (width, 8, 9, 10, 0), markdown)
     results = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for result in pool.map(lambda name: mutation.kill(MUTANTS[name], options), names):
+        for result in pool.map(lambda name: runner.kill(MUTANTS[name], options), names):
             results.append(result)
             table.add((result.mutant.name, result.verdict, _tests(len(result.run.failed)),
                        _duration(result.run.seconds), _killers(result.run)))
     return results
 
 
-def _run_seeds(seeds, options, jobs: int, markdown: bool) -> List[mutation.SeedResult]:
+def _run_seeds(seeds, options, jobs: int, markdown: bool) -> List[runner.SeedResult]:
     table = Table(("seed", "verdict", "passed", "failed", "time", "failing tests"),
                   (6, 11, 6, 6, 10, 0), markdown)
     results = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for result in pool.map(lambda seed: mutation.sweep(seed, options), seeds):
+        for result in pool.map(lambda seed: runner.sweep(seed, options), seeds):
             results.append(result)
             table.add((str(result.seed), result.verdict, str(result.run.passed),
                        str(len(result.run.failed)), _duration(result.run.seconds),
@@ -186,7 +186,7 @@ def _summary(mutants, seeds, seconds: float) -> List[str]:
         declared = sum(result.as_declared for result in mutants)
         lines.append(
             f"kill rate: {killed}/{len(mutants)} mutants killed "
-            f"({100 * mutation.kill_rate(mutants):.0f}%), {declared} by every file the "
+            f"({100 * runner.kill_rate(mutants):.0f}%), {declared} by every file the "
             f"catalogue names; {_duration(sum(r.run.seconds for r in mutants))} of runs")
     if seeds:
         alarms = sum(not result.clean for result in seeds)
@@ -194,10 +194,10 @@ def _summary(mutants, seeds, seconds: float) -> List[str]:
                      f"{_duration(sum(r.run.seconds for r in seeds))} of runs")
     lines.append(f"total: {_duration(seconds)}")
     for result in list(mutants) + list(seeds):
-        failed = (not result.as_declared) if isinstance(result, mutation.MutantResult) \
+        failed = (not result.as_declared) if isinstance(result, runner.MutantResult) \
             else not result.clean
         if failed:
-            lines.append(f"reproduce: {mutation.reproduce(result.run)}")
+            lines.append(f"reproduce: {runner.reproduce(result.run)}")
     return lines
 
 
@@ -206,7 +206,7 @@ def _as_json(header, mutants, seeds, seconds: float) -> dict:
 
     def run_fields(run):
         return {"exit_code": run.exit_code, "seconds": run.seconds, "passed": run.passed,
-                "failed": run.failed, "command": mutation.reproduce(run)}
+                "failed": run.failed, "command": runner.reproduce(run)}
 
     return {
         "torch": torchinfo.describe(),
@@ -216,7 +216,7 @@ def _as_json(header, mutants, seeds, seconds: float) -> dict:
                          caught_by=list(result.mutant.caught_by), verdict=result.verdict,
                          killed=result.killed, missed_by=result.missed_by)
                     for result in mutants],
-        "kill_rate": mutation.kill_rate(mutants) if mutants else None,
+        "kill_rate": runner.kill_rate(mutants) if mutants else None,
         "sweep": [dict(run_fields(result.run), seed=result.seed, verdict=result.verdict)
                   for result in seeds],
         "false_alarms": sum(not result.clean for result in seeds),
@@ -254,7 +254,7 @@ def main(argv: List[str] | None = None) -> int:
     except patchkit.PatchError as error:
         print(f"{PROG}: error: {error.lines[0]}", file=sys.stderr)
         return EXIT_USAGE
-    options = mutation.Options(suite=suite, device=args.device, seed=args.seed,
+    options = runner.Options(suite=suite, device=args.device, seed=args.seed,
                                focused=args.focused, timeout=args.timeout)
     header = _header(args, names, seeds, options)
     print("\n".join(header), flush=True)

@@ -46,7 +46,7 @@ import argparse
 import sys
 from typing import List
 
-from gainkit import patchkit
+from gainkit.patching import kit
 from gainkit.tools import cli
 
 PROG = "gainkit patch"
@@ -61,36 +61,36 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an interpreter or virtual environment (default: this one)")
     parser.add_argument("--working-tree", action="store_true",
                         help="with --tree on a checkout: change files only, make no commits")
-    parser.add_argument("--patches", metavar="DIR", default=str(patchkit.default_patch_dir()),
+    parser.add_argument("--patches", metavar="DIR", default=str(kit.default_patch_dir()),
                         help="the patch series directory (default: %(default)s)")
     return parser
 
 
-def status_lines(plan: patchkit.Plan) -> List[str]:
+def status_lines(plan: kit.Plan) -> List[str]:
     width = max((len(verdict.patch.name) for verdict in plan.verdicts), default=0)
     lines = ["target: " + plan.target.describe()]
     lines += [f"{verdict.patch.name:<{width}}  {verdict.status:<9} ({verdict.reason})"
               for verdict in plan.verdicts]
-    command = patchkit.git_command(plan)
+    command = kit.git_command(plan)
     return lines + ["with git alone: " + command if command else "nothing to apply"]
 
 
-def _run(command: str, plan: patchkit.Plan) -> int:
+def _run(command: str, plan: kit.Plan) -> int:
     if command == "status":
         print("\n".join(status_lines(plan)))
-        return patchkit.EXIT_CONFLICT if plan.having(patchkit.CONFLICT) else patchkit.EXIT_OK
+        return kit.EXIT_CONFLICT if plan.having(kit.CONFLICT) else kit.EXIT_OK
     if command == "check":
-        patchkit.check(plan)
-        print(f"ok: {len(plan.having(patchkit.APPLIES))} to apply to {plan.target.describe()}")
-        return patchkit.EXIT_OK
+        kit.check(plan)
+        print(f"ok: {len(plan.having(kit.APPLIES))} to apply to {plan.target.describe()}")
+        return kit.EXIT_OK
     print("\n".join(status_lines(plan)[:-1]))
     if command == "apply":
-        done = patchkit.apply(plan)
+        done = kit.apply(plan)
         print(f"applied {len(done)} patches" if done else "nothing to apply")
     else:
-        done = patchkit.revert(plan)
+        done = kit.revert(plan)
         print(f"reverted {len(done)} patches" if done else "nothing to revert")
-    return patchkit.EXIT_OK
+    return kit.EXIT_OK
 
 
 def main(argv: List[str] | None = None) -> int:
@@ -98,25 +98,25 @@ def main(argv: List[str] | None = None) -> int:
     target = None
     try:
         if args.working_tree and not args.tree:
-            raise patchkit.PatchError("--working-tree needs --tree")
-        patches = patchkit.load_series(args.patches)
+            raise kit.PatchError("--working-tree needs --tree")
+        patches = kit.load_series(args.patches)
         if args.tree:
-            target = patchkit.tree_target(args.tree, args.working_tree)
+            target = kit.tree_target(args.tree, args.working_tree)
         else:
-            target = patchkit.python_target(args.python or sys.executable)
+            target = kit.python_target(args.python or sys.executable)
         writing = args.command in ("apply", "revert")
-        with patchkit.exclusive(target, writing) as recovered:
+        with kit.exclusive(target, writing) as recovered:
             for line in recovered:
                 print(line, flush=True)
-            return _run(args.command, patchkit.make_plan(patches, target))
-    except patchkit.PatchError as error:
+            return _run(args.command, kit.make_plan(patches, target))
+    except kit.PatchError as error:
         for line in error.lines:
             print(f"{PROG}: error: {line}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("{}: interrupted; {} is as it was".format(
             PROG, target.root if target else "the target"), file=sys.stderr)
-        return patchkit.EXIT_INTERRUPTED
+        return kit.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

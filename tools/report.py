@@ -20,7 +20,7 @@ import os
 import sys
 from typing import List
 
-from gainkit import judging, reporting
+from gainkit.reports import judging, markdown
 from gainkit.tools import cli
 
 PROG = "gainkit report"
@@ -74,7 +74,7 @@ def main(argv: List[str] | None = None) -> int:
         written = plots.write_all(matrix, args.plots)
         links = {key: os.path.relpath(path, base).replace(os.sep, "/")
                  for key, path in written.items()}
-    text = reporting.markdown(matrix, links)
+    text = markdown.markdown(matrix, links)
     if args.output:
         _write_text(args.output, text)
     else:

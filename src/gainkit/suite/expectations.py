@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass
 from typing import Tuple
@@ -11,11 +12,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised in the old-Python tox envs
     import tomli as tomllib
-
-try:
-    from importlib.resources import files as _files
-except ImportError:  # Python 3.7/3.8
-    _files = None
 
 _MISSING = object()
 
@@ -87,14 +83,15 @@ def version_tuple(version: str) -> Tuple[int, ...]:
     return tuple(parts)
 
 
-def _read_data() -> dict:
-    if _files is not None:
-        text = (_files("gainkit") / "data" / "gains.toml").read_text(encoding="utf-8")
-    else:
-        import pkgutil
+def data_path() -> str:
+    """Where the expectations are read from (``gainkit/data/gains.toml``)."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                        "gains.toml")
 
-        text = pkgutil.get_data("gainkit", "data/gains.toml").decode("utf-8")
-    return tomllib.loads(text)
+
+def _read_data() -> dict:
+    with open(data_path(), encoding="utf-8") as handle:
+        return tomllib.loads(handle.read())
 
 
 def load() -> Tuple[Tuple[GainCase, ...], Tuple[ReferenceCase, ...]]:

@@ -5,8 +5,8 @@ conforms when every record's verdict is "pass", every record that can be re-chec
 ``data/gains.toml`` agrees with it, no test failed, and every gain of the data file returned
 its value (after patching, older releases must have it too). Anything else is a deviation.
 
-Rendering is elsewhere: the Markdown text in ``gainkit.reporting``, the figures in
-``gainkit.plots``. Whether every release conforms (the report's exit status) needs only this
+Rendering is elsewhere: the Markdown text in ``gainkit.reports.markdown``, the figures in
+``gainkit.reports.plots``. Whether every release conforms (the report's exit status) needs only this
 module.
 """
 
@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence
 
-from gainkit.expectations import GAINS, REFERENCES, version_tuple
+from gainkit.suite.expectations import GAINS, REFERENCES, version_tuple
 
 PASS = "pass"
 # Cell statuses, worst first: a cell shows the worst status among its findings.

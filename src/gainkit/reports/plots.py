@@ -19,7 +19,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
 from PIL import Image  # a dependency of matplotlib
 
-from gainkit import judging, reporting, theory
+from gainkit.meanfield import theory
+from gainkit.reports import judging, markdown
 
 DPI = 100
 STATUS_COLOURS = {
@@ -152,7 +153,7 @@ def _phase_panel(axes, matrix: judging.Matrix, name: str, slope: float | None) -
     definitions = theory.gain_definitions(act)
     cases = [case for case in tuple(matrix.gains) + tuple(matrix.references)
              if case.activation == name and case.slope == slope]
-    marked = [g for g in definitions.values() if g] + [reporting.case_gain(c) for c in cases]
+    marked = [g for g in definitions.values() if g] + [markdown.case_gain(c) for c in cases]
     gains = np.geomspace(min(marked) / 2.0, max(marked) * 2.0, PHASE_POINTS)
     chis, finite = chi_curve(act, gains)
     axes.axhspan(1e-12, 1.0, color="#e3f2fd", zorder=0)
@@ -171,7 +172,7 @@ def _phase_panel(axes, matrix: judging.Matrix, name: str, slope: float | None) -
             label, colour, style = DEFINITION_STYLES[key]
             axes.axvline(gain, color=colour, linestyle=style, linewidth=1.4, label=label)
     for case in cases:
-        gain = reporting.case_gain(case)
+        gain = markdown.case_gain(case)
         chi_1 = chi_curve(act, np.array([gain]))[0][0]
         is_pytorch = hasattr(case, "nonlinearity")
         axes.plot([gain], [chi_1], marker="o" if is_pytorch else "s", markersize=7,
@@ -183,7 +184,7 @@ def _phase_panel(axes, matrix: judging.Matrix, name: str, slope: float | None) -
     low, high = max(chis.min(), 1e-4), min(chis.max(), 1e4)
     axes.set_ylim(min(low, 0.5) / 1.5, max(high, 2.0) * 1.5)
     _log_axes(axes)
-    axes.set_title(reporting.activation_label(name, slope), fontsize=10)
+    axes.set_title(markdown.activation_label(name, slope), fontsize=10)
     axes.text(0.03, 0.04, "ordered", transform=axes.transAxes, fontsize=7, color="#1565c0")
     axes.text(0.03, 0.90, "chaotic", transform=axes.transAxes, fontsize=7, color="#c62828")
     axes.tick_params(labelsize=7)
@@ -191,7 +192,7 @@ def _phase_panel(axes, matrix: judging.Matrix, name: str, slope: float | None) -
 
 def phase_picture(matrix: judging.Matrix, path: str) -> str:
     """χ₁ against gain per activation, PyTorch's gain and the four definitions marked."""
-    pairs = reporting.activations(matrix)
+    pairs = markdown.activations(matrix)
     columns = min(4, len(pairs))
     rows = int(math.ceil(len(pairs) / float(columns)))
     figure = _figure(3.0 * columns, 2.6 * rows + 0.9)
@@ -225,7 +226,7 @@ def mean_field_profiles(case, depth: int, q0: float = 1.0, q0_backward: float | 
     """Mean-field q_l from ``q0`` and squared gradient g_l from a network started at
     ``q0_backward`` (default ``q0``), with g_depth = 1 (a unit output gradient); l = 0..depth."""
     act = theory.activation(case.activation, case.slope)
-    gain = reporting.case_gain(case)
+    gain = markdown.case_gain(case)
     q, _ = theory.profile(act, gain, q0, depth)
     start = q0 if q0_backward is None else q0_backward
     _, chis = theory.profile(act, gain, start, depth)
@@ -361,7 +362,7 @@ def depth_profile(case, records: List[tuple], path: str) -> str | None:
                   bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=6.5, frameon=False)
     setup = ", ".join(f"{k} {first[k]}" for k in ("init", "width", "draws", "device", "dtype")
                       if k in first)
-    gain = judging.number(reporting.case_gain(case), 6)
+    gain = judging.number(markdown.case_gain(case), 6)
     figure.suptitle(f"{case.id} (gain {gain}): depth profiles; {setup}; geometric means over "
                     "draws", fontsize=9)
     figure.tight_layout(rect=(0, 0, 1, 0.93))

@@ -1,8 +1,8 @@
 """Evidence that the conformance suite is worth gating on: its misses and its false alarms.
 
-- :func:`kill` runs the suite against one mutant of ``gainkit.mutants.CATALOGUE`` (the fault
-  installed by the ``gainkit.mutants`` pytest plugin in a fresh interpreter) and reads which
-  tests failed. A mutant no test fails is a miss: a bug in the suite.
+- :func:`kill` runs the suite against one mutant of ``gainkit.mutation.catalogue.CATALOGUE`` (the
+fault   installed by the ``gainkit.mutation.catalogue`` pytest plugin in a fresh interpreter) and
+reads   which tests failed. A mutant no test fails is a miss: a bug in the suite.
 - :func:`sweep` runs the unmodified suite under one seed; any failure is a false alarm,
   reproducible with ``pytest conformance --seed SEED`` and the same options.
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
-from gainkit.mutants import Mutant
+from gainkit.mutation.catalogue import Mutant
 
 PYTEST_TESTS_FAILED = 1
 TIMED_OUT = -1  # exit_code of a run stopped by its timeout
@@ -79,7 +79,7 @@ def pytest_command(suite: Path, json_path: str, *, python: str = sys.executable,
     command = [python, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",
                "--device", device, "--seed", str(seed), "--gainkit-json", json_path]
     if mutant is not None:
-        command += ["-p", "gainkit.mutants", "--gainkit-mutant", mutant.name]
+        command += ["-p", "gainkit.mutation.catalogue", "--gainkit-mutant", mutant.name]
         if focused and mutant.select:
             command += ["-k", mutant.select]
     return command

@@ -13,7 +13,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from gainkit.expectations import GainCase, version_tuple
+from gainkit.suite.expectations import GainCase, version_tuple
 
 
 def dtype_name(dtype: torch.dtype) -> str:

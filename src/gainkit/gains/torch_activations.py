@@ -1,4 +1,4 @@
-"""Torch activations as :class:`gainkit.theory.Activation`: resolve, check, tabulate.
+"""Torch activations as :class:`gainkit.meanfield.theory.Activation`: resolve, check, tabulate.
 
 A user names an activation as a ``torch.nn.functional`` function or a ``torch.nn`` module class
 (with parameters: ``leaky_relu:0.2``, ``elu:alpha=0.5``, ``Softplus:beta=2``) or as an
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from scipy.interpolate import CubicHermiteSpline, CubicSpline
 
-from gainkit import theory
+from gainkit.meanfield import theory
 
 _PER_UNIT = 512  # grid nodes per unit of x on the core range
 _CORE = 16.0  # |x| up to which the grid is uniform; geometric beyond

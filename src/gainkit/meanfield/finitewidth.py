@@ -1,10 +1,10 @@
 """Finite-width noise model of the stability probe: what its statistics average to, and
 how much they scatter, at width N.
 
-Mean-field theory (``gainkit.theory``) gives the infinite-width profile. A finite network of
-width N, measured on one input per weight draw, fluctuates around it; this module carries
+Mean-field theory (``gainkit.meanfield.theory``) gives the infinite-width profile. A finite network
+of width N, measured on one input per weight draw, fluctuates around it; this module carries
 those fluctuations to first order in 1/N so that bands and sample sizes follow from theory
-(``gainkit.stability`` turns them into probe designs).
+(``gainkit.suite.designs`` turns them into probe designs).
 
 Model (one input per draw). Given the layers below, the pre-activations ``h_l`` are i.i.d.
 N(0, s_l) with ``s_0 = q0`` and ``s_{l+1} = g^2 p_l``. With ``u = sqrt(s_l) z`` the probe measures
@@ -35,7 +35,7 @@ is ``c' Sigma c`` in this linear model (for a critical map it reduces to theory.
 ``sum_l kappa / N``; at an attracting fixed point it saturates at ``kappa / (N (1 - lambda^2))``).
 Checked against 3000-draw Monte Carlo at N = 64 for every stability gain, normal and uniform
 weights: means agree within 0.08 single-draw SD, variances within about 10%
-(``gainkit.stability.settling_width`` for the one exception).
+(``gainkit.suite.designs.settling_width`` for the one exception).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from gainkit import theory
+from gainkit.meanfield import theory
 
 _STEP = 1e-3  # ln s step of the finite differences
 _ETA, _EPS, _XI = range(3)

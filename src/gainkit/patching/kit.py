@@ -14,7 +14,7 @@ A change is all or nothing:
 2. Preflight: each file to write and its directory must take writes (probed by opening them);
    a checkout needs a clean index and no local changes in the touched files.
 3. Write, holding the target's lock (a second run refuses at once), under a journal in the
-   target root (``gainkit.patchjournal``) that keeps the original of each file before it is
+   target root (``gainkit.patching.journal``) that keeps the original of each file before it is
    replaced (temporary file + rename, which breaks hard links such as conda's instead of
    writing through them; symlinks are written through). On any error or SIGINT the originals
    go back and the journal goes. In a checkout ``apply`` runs ``git am`` per patch, with the
@@ -32,7 +32,7 @@ than rewriting history that later work builds on.
 
 Test seam: GAINKIT_TEST_PAUSE_AFTER_PATCH=<seconds> sleeps after the first write of a change
 (first file replaced, or first patch committed) so that a test can interrupt it half-way;
-``<step>:<seconds>`` pauses at a named step (see ``gainkit.patchjournal``).
+``<step>:<seconds>`` pauses at a named step (see ``gainkit.patching.journal``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from typing import Dict, Iterator, List, Optional, Set
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from gainkit import patchjournal as journal
+from gainkit.patching import journal
 
 APPLIES, APPLIED, UPSTREAM, CONFLICT, NOT_APPLICABLE = (
     "APPLIES", "APPLIED", "UPSTREAM", "CONFLICT", "N/A")

@@ -1,12 +1,13 @@
 """Probe designs of the stability suite: the bands a run is judged by, the sizes it runs at,
 and the reduction of a measurement to the judged statistics.
 
-The finite-width model (``gainkit.finitewidth``) gives each statistic's mean and single-draw
-variance; the suite's coverage (``gainkit.coverage``) says which gains and inits get a design.
+The finite-width model (``gainkit.meanfield.finitewidth``) gives each statistic's mean and
+single-draw variance; the suite's coverage (``gainkit.suite.coverage``) says which gains and inits
+get a design.
 
 Bands. The mean of a statistic T over S independent draws gets ``E[T] +- z sqrt(Var[T] / S)``,
 with z from a Bonferroni bound on the whole suite's family-wise false-alarm probability
-(``gainkit.coverage.suite_z``).
+(``gainkit.suite.coverage.suite_z``).
 
 Design (``plan``). One input per draw and column: samples sharing weights do not average the
 weight noise away (theory.md), and a batch's variance would depend on input correlations the
@@ -28,8 +29,8 @@ from typing import Sequence, Tuple
 import numpy as np
 from scipy import interpolate
 
-from gainkit import theory
-from gainkit.finitewidth import FiniteWidth, finite_width, window_weights
+from gainkit.meanfield import theory
+from gainkit.meanfield.finitewidth import FiniteWidth, finite_width, window_weights
 
 CONTROL_FACTORS = (1.05, 0.95)  # negative controls: the gain off by +-5%
 CONVERGED = 0.01  # |ln q - ln q*| below which the profile has reached the fixed point

@@ -1,9 +1,9 @@
 """Gain sheets: what `gainkit gains` reports for a torch activation, as data.
 
-For a resolved activation (gainkit.torch_activations): theory.md's gains, PyTorch's gain, the
-mean-field behaviour at each gain asked for (gainkit.theory), and optionally measurements of
-those gains on deep random networks (gainkit.probe) judged against the finite-width model
-(gainkit.finitewidth). Presentation is the CLI's (tools/gains.py).
+For a resolved activation (gainkit.gains.torch_activations): theory.md's gains, PyTorch's gain, the
+mean-field behaviour at each gain asked for (gainkit.meanfield.theory), and optionally measurements
+of those gains on deep random networks (gainkit.probe.mlp) judged against the finite-width model
+(gainkit.meanfield.finitewidth). Presentation is the CLI's (tools/gains.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import math
 
 import numpy as np
 
-from gainkit import finitewidth, probe, theory
-from gainkit import torch_activations as acts
+from gainkit.gains import torch_activations as acts
+from gainkit.meanfield import finitewidth, theory
+from gainkit.probe import mlp
 
 NAMED_GAINS = theory.GAIN_NAMES
 
@@ -92,7 +93,7 @@ def verify(act: acts.TorchActivation, rows: list, q0: float) -> list:
 
     Predicted: the mean field (theory.profile) and, what the measurement is judged by, the
     finite-width expectation of the log-mean with its band exp(+-3 sd) from the suite's noise
-    model (gainkit.finitewidth).
+    model (gainkit.meanfield.finitewidth).
     """
     measured = {}  # PyTorch's gain may also be g_f (to rounding): measure it once
     checks = []
@@ -108,8 +109,8 @@ def verify(act: acts.TorchActivation, rows: list, q0: float) -> list:
 
 def _measure(act: acts.TorchActivation, gain: float, q0: float) -> dict:
     last = finitewidth.window_weights(VERIFY_DEPTH, [VERIFY_DEPTH])
-    init = probe.torch_init("xavier_normal", "linear", gain=gain)  # the gain is given
-    measured = probe.measure(probe.autograd_pair(act.function), init, VERIFY_WIDTH,
+    init = mlp.torch_init("xavier_normal", "linear", gain=gain)  # the gain is given
+    measured = mlp.measure(mlp.autograd_pair(act.function), init, VERIFY_WIDTH,
                              VERIFY_DEPTH, VERIFY_DRAWS, q0=(q0,))
     q, chi = theory.profile(act.theory, gain, q0, VERIFY_DEPTH)
     model = finitewidth.finite_width(act.theory, None, gain, q0, VERIFY_DEPTH, VERIFY_WIDTH)

@@ -10,9 +10,8 @@ from typing import Sequence, Tuple
 
 from scipy import stats
 
-from gainkit import theory
-from gainkit.expectations import DEVICE_DTYPES
-from gainkit.stability import (
+from gainkit.meanfield import theory
+from gainkit.suite.designs import (
     CONTROL_FACTORS,
     Design,
     default_depth,
@@ -20,6 +19,7 @@ from gainkit.stability import (
     settling_depth,
     settling_width,
 )
+from gainkit.suite.expectations import DEVICE_DTYPES
 
 FAMILY_ALPHA = 1e-3  # false-alarm probability of the whole stability suite
 INITS = (
@@ -73,7 +73,7 @@ class Subject:
 
 def subjects() -> Tuple[Subject, ...]:
     """gains.toml cases with ``stability = true``, then its references."""
-    from gainkit.expectations import GAINS, REFERENCES
+    from gainkit.suite.expectations import GAINS, REFERENCES
 
     return tuple(
         Subject(case.id, case.activation, case.slope, case.value, case.regime, case.claim, case)

@@ -1,6 +1,6 @@
-"""The Markdown report of judged releases (a ``gainkit.judging.Matrix``): the cross-release
+"""The Markdown report of judged releases (a ``gainkit.reports.judging.Matrix``): the cross-release
 matrix, the releases and their deviations, and per gain its mean-field regime and what the
-stability records measured. The figures (``gainkit.plots``) take their labels from here
+stability records measured. The figures (``gainkit.reports.plots``) take their labels from here
 (``case_gain``, ``activations``, ``activation_label``), so text and plots name things alike.
 
 This module imports no matplotlib, so the Markdown report works without it.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Sequence
 
-from gainkit import theory
-from gainkit.judging import (
+from gainkit.meanfield import theory
+from gainkit.reports.judging import (
     DEVIATES,
     MISSING,
     NO_DATA,
