@@ -18,7 +18,7 @@ import torch
 
 from gainkit.meanfield import finitewidth
 from gainkit.probe import mlp
-from gainkit.suite import coverage, designs, torchinfo
+from gainkit.suite import coverage, verdicts
 
 pytest.importorskip("pytest_benchmark")
 
@@ -29,21 +29,17 @@ FORUM_BATCH = 1000
 
 
 def _run(subject, init, dtype, z, claim=False) -> None:
-    design = coverage.suite_design(subject, init, z, claim=claim)
-    torch_init = mlp.torch_init(init, *subject.init_arguments(init))
-    dtype_name = torchinfo.dtype_name(dtype)
-    measurement = mlp.measure_design(
-        design, torch_init, coverage.scales(), "cpu", dtype,
-        coverage.suite_seed(0, subject, init, "cpu", dtype_name, claim))
-    for scale in range(len(coverage.scales())):
-        designs.observe(design, measurement, scale)
+    # What the suite does per configuration: the run and the verdicts of its checks.
+    run = verdicts.run(subject, init, "cpu", dtype, 0, z, claim=claim)
+    for check in ("claim",) if claim else ("forward", "backward"):
+        verdicts.judge(check, run)
 
 
 def _configurations():
     subjects = coverage.subjects()
     for dtype in DTYPES:
         for subject in subjects:
-            for init in coverage.INITS:
+            for init in mlp.INITS:
                 yield subject, init, dtype, False
             if subject.claim:
                 yield subject, coverage.CLAIM_INIT, dtype, True

@@ -33,13 +33,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gainkit.suite.coverage import INITS
-
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_LAMBDA = 1.0507009873554804934193349852946
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "sigmoid", "tanh", "selu")
 
 Init = Callable[[torch.Tensor], object]
+# The init functions the probe can build (torch_init), named as in test ids and records.
+INITS = (
+    "xavier_normal",
+    "xavier_uniform",
+    "kaiming_normal_fan_in",
+    "kaiming_normal_fan_out",
+    "kaiming_uniform_fan_in",
+    "kaiming_uniform_fan_out",
+)
 
 
 def torch_activation(name: str, slope: float | None = None) -> Tuple[Callable, Callable]:

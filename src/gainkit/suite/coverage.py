@@ -11,6 +11,7 @@ from typing import Sequence, Tuple
 from scipy import stats
 
 from gainkit.meanfield import theory
+from gainkit.probe.mlp import INITS
 from gainkit.suite.designs import (
     CONTROL_FACTORS,
     Design,
@@ -22,14 +23,6 @@ from gainkit.suite.designs import (
 from gainkit.suite.expectations import DEVICE_DTYPES
 
 FAMILY_ALPHA = 1e-3  # false-alarm probability of the whole stability suite
-INITS = (
-    "xavier_normal",
-    "xavier_uniform",
-    "kaiming_normal_fan_in",
-    "kaiming_normal_fan_out",
-    "kaiming_uniform_fan_in",
-    "kaiming_uniform_fan_out",
-)
 CLAIM_INIT = "xavier_normal"  # the forum's init
 PER_DESIGN = 8  # comparisons besides the per-layer ones: window, slope, residual, regime,
 #                 and the 2 controls x (forward, residual)
@@ -54,7 +47,7 @@ class Subject:
     case: object = None
 
     def init_arguments(self, init: str) -> Tuple[str, object, float | None]:
-        """``(nonlinearity, param, gain)`` for ``probe.torch_init(init, ...)``.
+        """``(nonlinearity, param, gain)`` for ``mlp.torch_init(init, ...)``.
 
         kaiming takes ``a`` (leaky_relu's slope, also where gains.toml omits the param) and no
         gain; a reference gain can only be 1 there, as nonlinearity='linear' (what torch's
