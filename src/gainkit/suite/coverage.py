@@ -8,13 +8,12 @@ import zlib
 from dataclasses import dataclass
 from typing import Sequence, Tuple
 
-from scipy import stats
-
 from gainkit.meanfield import theory
 from gainkit.probe.mlp import INITS
 from gainkit.suite.designs import (
     CONTROL_FACTORS,
     Design,
+    bonferroni_z,
     default_depth,
     plan,
     settling_depth,
@@ -27,11 +26,6 @@ CLAIM_INIT = "xavier_normal"  # the forum's init
 PER_DESIGN = 8  # comparisons besides the per-layer ones: window, slope, residual, regime,
 #                 and the 2 controls x (forward, residual)
 PER_CLAIM = 5  # post RMS, growth, regime, 2 controls
-
-
-def z_score(comparisons: int, alpha: float = FAMILY_ALPHA) -> float:
-    """Two-sided z with ``comparisons * P(|Z| > z) = alpha`` (Bonferroni)."""
-    return float(stats.norm.isf(alpha / (2.0 * comparisons)))
 
 
 @dataclass(frozen=True)
@@ -86,7 +80,7 @@ def suite_z(covered: Sequence[Subject], depth: int | None = None) -> float:
         comparisons += (layers + PER_DESIGN) * len(INITS) * len(DEVICE_DTYPES)
         if subject.claim:
             comparisons += PER_CLAIM * len(DEVICE_DTYPES)
-    return z_score(comparisons)
+    return bonferroni_z(comparisons, FAMILY_ALPHA)
 
 
 def suite_design(subject: Subject, init: str, z: float, width: int | None = None,

@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Sequence, Tuple
 
 import numpy as np
-from scipy import interpolate
+from scipy import interpolate, stats
 
 from gainkit.meanfield import theory
 from gainkit.meanfield.finitewidth import FiniteWidth, finite_width, window_weights
@@ -66,6 +66,11 @@ def log_chi(name: str, slope: float | None, gain: float, q: np.ndarray) -> np.nd
         raise ValueError(f"measured q {value:.3g} outside the tabulated range 1e-6..1e4")
     return 2 * math.log(gain) + curve(log_q)
 
+
+def bonferroni_z(comparisons: int, alpha: float) -> float:
+    """Two-sided z with ``comparisons * P(|Z| > z) = alpha``: the band width that keeps the
+    probability of any false alarm among ``comparisons`` two-sided checks below ``alpha``."""
+    return float(stats.norm.isf(alpha / (2.0 * comparisons)))
 
 
 @dataclass(frozen=True)

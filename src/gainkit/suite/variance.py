@@ -1,0 +1,138 @@
+"""The variance, shape and bound of weights that xavier_* and kaiming_* draw, judged.
+
+A check draws n i.i.d. weights and compares three statistics with their sampling distribution
+under the correct implementation:
+
+- the second moment m2 = mean(w^2) (the mean is known to be 0): relative standard deviation
+  sqrt((mu4 - 1) / n), mu4 the standardised 4th moment (3 normal, 9/5 uniform);
+- the kurtosis m4 / m2^2 (tells normal draws from uniform ones), standard deviation by the
+  delta method from the 2nd to 8th moments;
+- for uniform draws, max|w|: never above the bound sqrt(3) * std, and below
+  bound * (1 - delta) with probability (1 - delta)^n only.
+
+Bands are ``z_alarm`` standard deviations wide (the caller's Bonferroni z); n is chosen so that
+a gain off by 5% (variance off by 9.75% or 10.25%) falls outside the band with probability at
+least ``1 - P(Z > z_power)``, and a check whose n could not do that fails as such.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Tuple
+
+import torch
+from scipy.stats import norm
+
+GAIN_ERROR = 0.05
+# A 5% gain error moves the variance by 1.05^2 - 1 or 1 - 0.95^2; the smaller must show.
+VARIANCE_EFFECT = min((1 + GAIN_ERROR) ** 2 - 1, 1 - (1 - GAIN_ERROR) ** 2)
+
+
+def standard_moment(family: str, order: int) -> float:
+    """E[x^order] for x of that family with mean 0 and variance 1 (even orders)."""
+    if family == "normal":
+        return double_factorial(order - 1)
+    # x ~ U(-sqrt(3), sqrt(3))
+    return 3.0 ** (order // 2) / (order + 1)
+
+
+def double_factorial(value: int) -> float:
+    result = 1.0
+    while value > 1:
+        result *= value
+        value -= 2
+    return result
+
+
+def second_moment_rel_sd(family: str, draws: int) -> float:
+    return math.sqrt((standard_moment(family, 4) - 1) / draws)
+
+
+def kurtosis_sd(family: str, draws: int) -> float:
+    """Delta-method standard deviation of mean(x^4) / mean(x^2)^2 (mean known to be 0)."""
+    m4, m6, m8 = (standard_moment(family, order) for order in (4, 6, 8))
+    unit = (m8 - m4 ** 2) - 4 * m4 * (m6 - m4) + 4 * m4 ** 2 * (m4 - 1)
+    return math.sqrt(unit / draws)
+
+
+def draws_needed(family: str, z_alarm: float, z_power: float) -> int:
+    """Fewest draws whose band still excludes a 5% gain error with the required power."""
+    return math.ceil(((z_alarm + z_power) / VARIANCE_EFFECT) ** 2
+                     * (standard_moment(family, 4) - 1))
+
+
+def other(family: str) -> str:
+    return "uniform" if family == "normal" else "normal"
+
+
+def sharpness_problems(family: str, draws: int, z_alarm: float, z_power: float) -> List[str]:
+    """Why ``draws`` weights could not show a 5% gain error or tell normal from uniform."""
+    problems = []
+    sd = second_moment_rel_sd(family, draws)
+    if z_alarm * sd + z_power * sd > VARIANCE_EFFECT:
+        problems.append("band too wide to see a 5% gain error")
+    kurtosis_gap = abs(standard_moment(family, 4) - standard_moment(other(family), 4))
+    if (z_alarm * kurtosis_sd(family, draws)
+            + z_power * kurtosis_sd(other(family), draws)) > kurtosis_gap:
+        problems.append("kurtosis band too wide to tell normal from uniform draws")
+    return problems
+
+
+def draw(initialise, shape: Tuple[int, ...], draws: int, device: str, dtype,
+         seed: int) -> torch.Tensor:
+    """At least ``draws`` freshly initialised weights of tensors shaped ``shape``, flattened to
+    one float64 CPU vector."""
+    numel = 1
+    for size in shape:
+        numel *= size
+    tensors = math.ceil(draws / numel)
+    torch.manual_seed(seed)
+    weights = []
+    for _ in range(tensors):
+        weight = torch.empty(shape, device=device, dtype=dtype)
+        initialise(weight)
+        weights.append(weight.detach().to("cpu", torch.float64).reshape(-1))
+    return torch.cat(weights)
+
+
+def judge_draws(weights: torch.Tensor, expected_variance: float, family: str, dtype,
+                z_alarm: float, z_power: float) -> Tuple[List[str], Dict[str, object]]:
+    """Failure lines (empty: pass) and the record fields of one init's draws."""
+    draws = weights.numel()
+    problems = sharpness_problems(family, draws, z_alarm, z_power)
+    second = (weights ** 2).mean().item()
+    ratio = second / expected_variance
+    ratio_half_width = z_alarm * second_moment_rel_sd(family, draws)
+    kurtosis = (weights ** 4).mean().item() / second ** 2
+    kurtosis_half_width = z_alarm * kurtosis_sd(family, draws)
+    fields = dict(family=family, draws=draws, expected_variance=expected_variance,
+                  measured_variance=second, ratio=ratio, band_lo=1 - ratio_half_width,
+                  band_hi=1 + ratio_half_width, kurtosis=kurtosis,
+                  kurtosis_expected=standard_moment(family, 4),
+                  kurtosis_half_width=kurtosis_half_width, z=z_alarm)
+    if abs(ratio - 1) > ratio_half_width:
+        problems.append(f"variance {second:.6g} is {ratio:.4f} x the expected "
+                        f"{expected_variance:.6g}; band 1 +- {ratio_half_width:.4f} "
+                        f"(n={draws}, z={z_alarm:.2f})")
+    if abs(kurtosis - standard_moment(family, 4)) > kurtosis_half_width:
+        problems.append(f"kurtosis {kurtosis:.3f}, a {family} has "
+                        f"{standard_moment(family, 4):.3f} +- {kurtosis_half_width:.3f}")
+    if family == "uniform":
+        bound = math.sqrt(3 * expected_variance)
+        largest = weights.abs().max().item()
+        # P(max|w| < bound (1 - slack)) = (1 - slack)^n <= exp(-n slack) = the per-check rate
+        slack = -math.log(alarm_rate(z_alarm)) / draws
+        rounding = 4 * torch.finfo(dtype).eps
+        fields.update(max_abs=largest, bound=bound, bound_lo=bound * (1 - slack))
+        if largest > bound * (1 + rounding):
+            problems.append(f"max|w| {largest:.6g} exceeds bound {bound:.6g}")
+        if largest < bound * (1 - slack):
+            problems.append(f"max|w| {largest:.6g} stays below the bound {bound:.6g} by more "
+                            "than chance allows")
+    fields["verdict"] = "fail" if problems else "pass"
+    return problems, fields
+
+
+def alarm_rate(z_alarm: float) -> float:
+    """The two-sided per-check false-alarm probability that ``z_alarm`` stands for."""
+    return float(2 * norm.sf(z_alarm))
