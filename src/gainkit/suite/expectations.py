@@ -42,6 +42,7 @@ class GainCase:
     slope: float | None = None
     deviation: str = ""
     claim: str = ""
+    doc_row: str = ""
 
     @property
     def has_param(self) -> bool:
@@ -69,6 +70,48 @@ class ReferenceCase:
     claim: str = ""
 
 
+@dataclass(frozen=True)
+class Example:
+    """An argument to calculate_gain, written in the data file as a Python expression."""
+
+    id: str
+    value: str
+
+    def evaluate(self):
+        """The argument itself (expressions may use ``math``, ``numpy`` and ``torch``)."""
+        import numpy
+        import torch
+
+        # Full builtins: torch.tensor imports lazily and needs __import__.
+        namespace = {"math": math, "numpy": numpy, "torch": torch}
+        return eval(self.value, namespace)  # noqa: S307 - the project's own data file
+
+
+@dataclass(frozen=True)
+class Calling:
+    """How calculate_gain treats its arguments and what it raises ([calling])."""
+
+    unsupported_message: str
+    invalid_slope_message: str
+    default_slope: float
+    unsupported_names: Tuple[str, ...]
+    accepted_slopes: Tuple[Example, ...]
+    rejected_slopes: Tuple[Example, ...]
+    ignored_params: Tuple[Example, ...]
+
+
+@dataclass(frozen=True)
+class Docstring:
+    """What calculate_gain's docstring must say ([docstring]; table rows: ``doc_row``)."""
+
+    selu_warning_since: str
+    selu_warning_source: str
+
+    @property
+    def selu_warning_since_tuple(self) -> Tuple[int, ...]:
+        return version_tuple(self.selu_warning_since)
+
+
 def version_tuple(version: str) -> Tuple[int, ...]:
     """``'1.7.1+cu101'`` -> ``(1, 7, 1)``."""
     core = version.split("+")[0]
@@ -94,7 +137,7 @@ def _read_data() -> dict:
         return tomllib.loads(handle.read())
 
 
-def load() -> Tuple[Tuple[GainCase, ...], Tuple[ReferenceCase, ...]]:
+def load() -> Tuple[Tuple[GainCase, ...], Tuple[ReferenceCase, ...], Calling, Docstring]:
     data = _read_data()
     gains = []
     for row in data["gain"]:
@@ -106,7 +149,12 @@ def load() -> Tuple[Tuple[GainCase, ...], Tuple[ReferenceCase, ...]]:
         row = dict(row)
         row["gain"] = _evaluate(row["gain"])
         references.append(ReferenceCase(**row))
-    return tuple(gains), tuple(references)
+    calling = dict(data["calling"])
+    for key in ("accepted_slopes", "rejected_slopes", "ignored_params"):
+        calling[key] = tuple(Example(**row) for row in calling[key])
+    calling["unsupported_names"] = tuple(calling["unsupported_names"])
+    return (tuple(gains), tuple(references), Calling(**calling),
+            Docstring(**data["docstring"]))
 
 
-GAINS, REFERENCES = load()
+GAINS, REFERENCES, CALLING, DOCSTRING = load()
