@@ -60,7 +60,7 @@ def lsuv_forward_gain(function, width=WIDTH, depth=DEPTH, batch=BATCH, seed=0) -
 
 
 def lsuv_band(act: theory.Activation) -> float:
-    # Var[ln q] of one layer ~ kappa / N (theory.md), g ~ q^(-1/2): 4 sigma of the mean over
+    # Var[ln q] of one layer ~ kappa / N (docs/theory.md), g ~ q^(-1/2): 4 sigma of the mean over
     # the layers, plus the stopping tolerance.
     kappa = theory.kappa_forward(act, 1.0)
     return 4.0 * 0.5 * math.sqrt(kappa / (WIDTH * DEPTH)) + LSUV_TOLERANCE

@@ -2,8 +2,8 @@
 
 The documented behaviour is written once, in `documented_gain`: the values, types and
 first releases of gains.toml (gainkit.suite.expectations), and the rules of
-shared/reference/upstream.md: leaky_relu's gain is sqrt(2 / (1 + slope^2)), slope 0.01 when
-param is None; its param must be an int but not a bool, or a float (subclasses such as
+src/gainkit/data/gains.toml's [calling] table: leaky_relu's gain is sqrt(2 / (1 + slope^2)), slope
+0.01 when param is None; its param must be an int but not a bool, or a float (subclasses such as
 numpy.float64 included; numpy.float32, numpy integers and 0-d tensors are rejected); param is
 ignored for every other name; names are case-sensitive; anything else raises ValueError with
 upstream's message. Hypothesis draws names and params; derandomized, with no example

@@ -1,6 +1,6 @@
 """`gainkit gains`: values through torch callables + autograd, resolving, output, bad input.
 
-Numbers quoted from theory.md are the strings printed there and must match to half a unit of
+Numbers quoted from docs/theory.md are the strings printed there and must match to half a unit of
 their last digit (for 7 significant digits that is a relative error below 1e-6); the same
 quantities must also agree with theory's numpy built-ins to 1e-9, which is the tool's claim
 of exactness.
@@ -31,7 +31,7 @@ HERE = Path(__file__).parent
 
 
 def stated(value):
-    """A number as theory.md prints it (str: to its last digit) or an exact value (float)."""
+    """A number as docs/theory.md prints it (str: to its last digit) or an exact value (float)."""
     if isinstance(value, str):
         decimals = len(value.partition(".")[2])
         return pytest.approx(float(value), abs=0.5 * 10.0**-decimals)
@@ -59,7 +59,7 @@ def resolved():
     return get
 
 
-# --- theory.md, through the torch callable and autograd ------------------------------------
+# --- docs/theory.md, through the torch callable and autograd ------------------------------------
 
 @pytest.mark.parametrize("spec, forward, backward, centred", [
     ("sigmoid", "1.846229", "4.722646", "4.801313"),

@@ -1,7 +1,7 @@
-"""gainkit.meanfield.theory against theory.md's reference numbers, the gain data file, and
+"""gainkit.meanfield.theory against docs/theory.md's reference numbers, the gain data file, and
 properties.
 
-Numbers quoted from theory.md are written as the strings printed there and must match to
+Numbers quoted from docs/theory.md are written as the strings printed there and must match to
 half a unit of their last digit; values that are exact by theory use rel=1e-6.
 """
 
@@ -24,14 +24,14 @@ LEAKY_GAIN = math.sqrt(2.0 / (1.0 + 0.01**2))
 
 
 def stated(value):
-    """A number as theory.md prints it (str: to its last digit) or an exact value (float)."""
+    """A number as docs/theory.md prints it (str: to its last digit) or an exact value (float)."""
     if isinstance(value, str):
         decimals = len(value.partition(".")[2])
         return pytest.approx(float(value), abs=0.5 * 10.0**-decimals)
     return pytest.approx(value, rel=1e-6)
 
 
-# --- theory.md: "What each calculate_gain value does" -------------------------------------
+# --- docs/theory.md: "What each calculate_gain value does" -------------------------------------
 
 @pytest.mark.parametrize("name, gain, q_star, post_rms, chi_1, regime", [
     ("sigmoid", 1.0, "0.264687", "0.514477", "0.055721", "ordered"),
@@ -88,7 +88,7 @@ def test_gradient_scale_coefficient_rate(name, gain, rate):
     assert theory.analyse(name, gain).chi_1 == stated(rate)
 
 
-# --- theory.md: "Gain definitions for any activation" -------------------------------------
+# --- docs/theory.md: "Gain definitions for any activation" -------------------------------------
 
 @pytest.mark.parametrize("name, slope, forward, backward, centred", [
     ("sigmoid", None, "1.846229", "4.722646", "4.801313"),

@@ -1,9 +1,9 @@
 """Gain sheets: what `gainkit gains` reports for a torch activation, as data.
 
-For a resolved activation (gainkit.gains.torch_activations): theory.md's gains, PyTorch's gain, the
-mean-field behaviour at each gain asked for (gainkit.meanfield.theory), and optionally measurements
-of those gains on deep random networks (gainkit.probe.mlp) judged against the finite-width model
-(gainkit.meanfield.finitewidth). Presentation is the CLI's (tools/gains.py).
+For a resolved activation (gainkit.gains.torch_activations): docs/theory.md's gains, PyTorch's
+gain, the mean-field behaviour at each gain asked for (gainkit.meanfield.theory), and optionally
+measurements of those gains on deep random networks (gainkit.probe.mlp) judged against the
+finite-width model (gainkit.meanfield.finitewidth). Presentation is the CLI's (tools/gains.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class SheetError(ValueError):
 
 
 def _definitions(act: theory.Activation) -> dict:
-    """theory.md's four gains and the reason when there is no critical gain (theory's)."""
+    """docs/theory.md's four gains and the reason when there is no critical gain (theory's)."""
     definitions = theory.gain_definitions(act)
     return dict(definitions, critical_reason=definitions.critical_reason)
 

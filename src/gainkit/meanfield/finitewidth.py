@@ -31,7 +31,7 @@ model therefore predicts ``E[ln q_l]`` including this bias and the second-order 
 ``ln q_l`` (not with ln of an arithmetic mean, whose heavy right tail needs wider bands).
 
 Statistics. A statistic T is a linear combination of the measured logs; its single-draw variance
-is ``c' Sigma c`` in this linear model (for a critical map it reduces to theory.md's
+is ``c' Sigma c`` in this linear model (for a critical map it reduces to docs/theory.md's
 ``sum_l kappa / N``; at an attracting fixed point it saturates at ``kappa / (N (1 - lambda^2))``).
 Checked against 3000-draw Monte Carlo at N = 64 for every stability gain, normal and uniform
 weights: means agree within 0.08 single-draw SD, variances within about 10%

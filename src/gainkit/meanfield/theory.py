@@ -1,4 +1,4 @@
-"""Mean-field signal propagation for a deep, square, bias-free MLP (see theory.md).
+"""Mean-field signal propagation for a deep, square, bias-free MLP (see docs/theory.md).
 
 Layer map ``h' = W phi(h)`` with ``W_ij ~ N(0, g^2 / N)``. In the infinite-width limit the
 pre-activation second moment ``q`` follows the length map ``V(q) = g^2 E[phi(sqrt(q) z)^2]``
@@ -333,7 +333,7 @@ def regime(chi_1: float) -> str:
 
 @dataclass(frozen=True)
 class MeanField:
-    """What a gain does to a deep square network in the mean-field limit (theory.md)."""
+    """What a gain does to a deep square network in the mean-field limit (docs/theory.md)."""
 
     activation: str
     gain: float
@@ -461,7 +461,7 @@ GAIN_NAMES = ("forward", "backward", "centred", "critical")
 
 @dataclass(frozen=True, eq=False)  # eq: Mapping's, so it equals the dict of the four gains
 class GainDefinitions(Mapping):
-    """theory.md's four gains, each None where it does not exist; a read-only mapping from
+    """docs/theory.md's four gains, each None where it does not exist; a read-only mapping from
     GAIN_NAMES to the gains, with ``critical_reason`` saying how the critical gain was found
     (or why there is none)."""
 
@@ -484,7 +484,7 @@ class GainDefinitions(Mapping):
 
 
 def gain_definitions(act) -> GainDefinitions:
-    """The four gain conventions of theory.md: forward, backward, centred (NFNet) and critical,
+    """The four gain conventions of docs/theory.md: forward, backward, centred (NFNet) and critical,
     with the critical gain's reason (:func:`critical_gain`)."""
     act = _as_activation(act)
     derivative = expect(lambda x: act.dphi(x) ** 2, 1.0, act.kinks)

@@ -10,7 +10,7 @@ with z from a Bonferroni bound on the whole suite's family-wise false-alarm prob
 (``gainkit.suite.coverage.suite_z``).
 
 Design (``plan``). One input per draw and column: samples sharing weights do not average the
-weight noise away (theory.md), and a batch's variance would depend on input correlations the
+weight noise away (docs/theory.md), and a batch's variance would depend on input correlations the
 model does not track; cost is dominated by drawing weights, not by the batch. Width 64: where
 the model was validated; narrower widths would be cheaper (the bands need S N L, the probe
 pays S N^2 L) but push the neglected O(1/N^2) terms towards the band's scale. Depth 24,
