@@ -1,14 +1,15 @@
 """What the stability suite costs, as pytest-benchmark benchmarks.
 
-Not collected by ``pytest conformance`` (the name does not match ``test_*.py``); run it
+Not collected with the suite (the name does not match ``test_*.py``); run it
 explicitly: ``pytest conformance/bench_stability.py``.
 
 Targets:
 - the suite's full CPU coverage (every stability gain x 6 inits x float32 and float64, plus the
   forum claims): under 30 s on a 2-core CPU;
-- for comparison, the forum's method (theory.md): one 1000x1000, 100-layer network with batch
-  1000 per configuration, 6-10 s each on a 2-core CPU. ``projected_coverage_s`` in its
-  extra_info is that time multiplied by the number of configurations the suite covers.
+- for comparison, the forum's method (docs/theory.md, "The forum's claims"): one 1000x1000,
+  100-layer network with batch 1000 per configuration, 6-10 s each on a 2-core CPU.
+  ``projected_coverage_s`` in its extra_info is that time multiplied by the number of
+  configurations the suite covers.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _forum_network(gain: float = 5.0 / 3.0) -> tuple:
 
 
 def test_bench_forum_method(benchmark):
-    """Target (theory.md): 6-10 s for one configuration on a 2-core CPU."""
+    """The forum's experiment (docs/theory.md): about 6-10 s for one configuration on 2 cores."""
     benchmark.pedantic(_forum_network, rounds=1, iterations=1)
     count = sum(1 for _ in _configurations())
     benchmark.extra_info["configurations"] = count

@@ -34,7 +34,7 @@ PNG_LIMIT = 200 * 1024
 def run_suite_slice(folder: Path, *extra: str) -> tuple:
     path = folder / "results.json"
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "--device", "cpu", "--gainkit-json", str(path), *extra] + SUITE_SLICE
+               "--gainkit-device", "cpu", "--gainkit-json", str(path), *extra] + SUITE_SLICE
     finished = subprocess.run(command, cwd=str(ROOT), capture_output=True, text=True)
     return finished, json.loads(path.read_text(encoding="utf-8"))
 

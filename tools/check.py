@@ -5,7 +5,8 @@
 1. prints the patch series' status for that torch (as `gainkit patch status --python`);
 2. applies the series where it applies (the SELU backport on torch < 1.8), unless --no-patch;
 3. runs the conformance suite with that interpreter; extra arguments go to pytest
-   (e.g. --device cuda, --seed 3, --gainkit-json results.json, --junitxml junit.xml).
+   as ``python -m pytest --pyargs gainkit.conformance [PYTEST ARGS...]`` (e.g.
+   --gainkit-device cuda, --gainkit-seed 3, --gainkit-json results.json, --junitxml junit.xml).
 
 Exit codes, before the suite runs (one line on stderr, nothing left half-written):
     2    usage or target error (no such interpreter, no torch there, another gainkit patch
@@ -18,6 +19,7 @@ then pytest's, unchanged: 0 the torch conforms, 1 a deviation (a conformance tes
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import List
 
 import gainkit
 from gainkit.patching import kit
+from gainkit.suite import plugin
 from gainkit.tools import cli
 from gainkit.tools import patch as patch_tool
 
@@ -32,16 +35,16 @@ PROG = "gainkit check"
 
 
 def conformance_dir() -> Path:
-    """The suite shipped in the package, else the one of the source tree it was imported from."""
-    here = Path(gainkit.__file__).resolve().parent
-    for candidate in (here / "conformance", here.parents[1] / "conformance"):
-        if (candidate / "conftest.py").is_file():
-            return candidate
-    raise kit.PatchError(f"{here}: the conformance suite is not installed with gainkit")
+    """The folder of the installed suite (gainkit.conformance)."""
+    folder = plugin.suite_dir()
+    if folder is None or not os.path.isfile(os.path.join(folder, "conftest.py")):
+        raise kit.PatchError(f"{os.path.dirname(gainkit.__file__)}: the conformance suite is "
+                             "not installed with gainkit")
+    return Path(folder)
 
 
 def _can_run_suite(python: str) -> bool:
-    probe = "import gainkit.suite.expectations, pytest, torch"
+    probe = "import gainkit.conformance, gainkit.suite.plugin, pytest, torch"
     return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
 
 
@@ -63,7 +66,6 @@ def main(argv: List[str] | None = None) -> int:
             if plan.having(kit.APPLIES) and not args.no_patch:
                 done = kit.apply(plan)
                 print(f"applied {len(done)} patches to {target.root}")
-        suite = conformance_dir()
         if not _can_run_suite(str(target.interpreter)):
             raise kit.PatchError(
                 f"{target.interpreter}: cannot import gainkit, pytest and torch there; "
@@ -72,7 +74,8 @@ def main(argv: List[str] | None = None) -> int:
         for line in error.lines:
             print(f"{PROG}: error: {line}", file=sys.stderr)
         return error.exit_code
-    command = [str(target.interpreter), "-m", "pytest", str(suite), "-p", "no:cacheprovider"]
+    command = [str(target.interpreter), "-m", "pytest", "--pyargs", plugin.SUITE_PACKAGE,
+               "-p", "no:cacheprovider"]
     command += pytest_args
     print("running: " + " ".join(command), flush=True)
     return subprocess.run(command).returncode

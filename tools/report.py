@@ -2,8 +2,8 @@
 
     gainkit report RESULTS... [--output report.md] [--plots DIR]
 
-RESULTS are JSON files written by `pytest conformance --gainkit-json PATH`, or directories
-holding them (tox writes results/<env name>.json). Each file is one torch release.
+RESULTS are JSON files written by `pytest --pyargs gainkit.conformance --gainkit-json PATH`, or
+directories holding them (tox writes results/<env name>.json). Each file is one torch release.
 
 Exit codes:
     0    every release conforms

@@ -1,9 +1,10 @@
 """Named faults in ``torch.nn.init``, and a pytest plugin that runs the suite against one.
 
 The conformance suite proves it is sharp by failing on each of these realistic
-regressions: ``pytest conformance -p gainkit.mutation.catalogue --gainkit-mutant NAME`` (the fault
-is installed in this process's ``torch.nn.init`` before the suite imports it, and removed at the
-end: the installed torch is never modified). ``gainkit mutate`` runs the whole catalogue.
+regressions: ``pytest --pyargs gainkit.conformance -p gainkit.mutation.catalogue --gainkit-mutant
+NAME`` (the fault is installed in this process's ``torch.nn.init`` before the suite imports it, and
+removed at the end: the installed torch is never modified). ``gainkit mutate`` runs the whole
+catalogue.
 
 A mutant is data: a name, what it breaks, the categories of regression it stands for
 (``tags``, see ``REQUIRED_TAGS``), which conformance files must catch it, a ``-k``

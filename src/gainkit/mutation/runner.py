@@ -4,7 +4,8 @@
 fault   installed by the ``gainkit.mutation.catalogue`` pytest plugin in a fresh interpreter) and
 reads   which tests failed. A mutant no test fails is a miss: a bug in the suite.
 - :func:`sweep` runs the unmodified suite under one seed; any failure is a false alarm,
-  reproducible with ``pytest conformance --seed SEED`` and the same options.
+  reproducible with ``pytest --pyargs gainkit.conformance --gainkit-seed SEED`` and the same
+  options.
 
 Each run is ``python -m pytest SUITE ... --gainkit-json FILE`` in a subprocess; the outcomes
 come from the suite's own JSON results, not from parsing pytest's output.
@@ -77,7 +78,8 @@ def pytest_command(suite: Path, json_path: str, *, python: str = sys.executable,
     if focused and mutant is not None:
         paths = [str(suite / name) for name in mutant.caught_by]
     command = [python, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",
-               "--device", device, "--seed", str(seed), "--gainkit-json", json_path]
+               "--gainkit-device", device, "--gainkit-seed", str(seed), "--gainkit-json",
+               json_path]
     if mutant is not None:
         command += ["-p", "gainkit.mutation.catalogue", "--gainkit-mutant", mutant.name]
         if focused and mutant.select:

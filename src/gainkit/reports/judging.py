@@ -1,7 +1,7 @@
 """Merge the conformance suite's JSON results into one verdict per release and gain.
 
-Each results file is one torch release (``pytest conformance --gainkit-json``). A release
-conforms when every record's verdict is "pass", every record that can be re-checked against
+Each results file is one torch release (``pytest --pyargs gainkit.conformance --gainkit-json``). A
+release conforms when every record's verdict is "pass", every record that can be re-checked against
 ``data/gains.toml`` agrees with it, no test failed, and every gain of the data file returned
 its value (after patching, older releases must have it too). Anything else is a deviation.
 

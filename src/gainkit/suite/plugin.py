@@ -1,0 +1,246 @@
+"""The conformance suite's pytest plugin: options, report header, JSON results, deviations.
+
+Registered as the ``gainkit`` pytest11 entry point, so that ``python -m pytest --pyargs
+gainkit.conformance --gainkit-...`` knows its options before collection (a conftest.py inside
+a package collected through ``--pyargs`` is loaded too late to add options). Being loaded into
+every pytest run of the environment, it stays inert unless the run collects gainkit's suite:
+its options are all ``--gainkit-*`` (a user's conftest.py may well define ``--device`` and
+``--seed``), it imports no torch until it is active, and it then sets torch's determinism
+flags, names the library under test in the header and writes the results.
+
+Expected deviations (``--gainkit-deviations FILE``, after array-api-tests' ``--xfails-file``):
+one entry a line, ``#`` comments; an entry selects every test whose id, from the file name on
+(``test_values.py::test_documented_value_and_type[tanh]``), contains it. Those tests are marked
+xfail, so a fork that deliberately changes one gain still gates on the rest; an entry whose
+tests all pass again, or that selects nothing, is reported at the end and in the results.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from typing import Dict, List
+
+import pytest
+
+RESULTS_PLUGIN = "gainkit-results"
+SUITE_PACKAGE = "gainkit.conformance"
+CUDA_MISSING = "CUDA not available: torch.cuda.is_available() is False"
+
+
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("gainkit", "gainkit conformance suite (gainkit.conformance)")
+    group.addoption("--gainkit-device", choices=("cpu", "cuda", "all"), default="all",
+                    help="devices to test on (default all: cpu, and cuda where available; "
+                         "cuda cases are skipped with the reason when it is not)")
+    group.addoption("--gainkit-seed", type=int, default=0,
+                    help="base seed of every random draw (default 0)")
+    group.addoption("--gainkit-json", metavar="PATH", default=None,
+                    help="write the measured results as JSON to PATH at the end of the run")
+    group.addoption("--gainkit-deviations", metavar="FILE", default=None,
+                    help="tests expected to deviate (one id substring a line, # comments): "
+                         "marked xfail; entries that no longer deviate are reported")
+    group.addoption("--gainkit-width", type=int, default=None,
+                    help="stability probe width (default: chosen from theory)")
+    group.addoption("--gainkit-depth", type=int, default=None,
+                    help="stability probe depth (default: chosen from theory)")
+    group.addoption("--gainkit-draws", type=int, default=None,
+                    help="stability probe weight draws (default: chosen from theory)")
+
+
+def suite_dir() -> str | None:
+    """The folder of the installed gainkit.conformance package."""
+    spec = importlib.util.find_spec(SUITE_PACKAGE)
+    if spec is None or not spec.origin:
+        return None
+    return os.path.dirname(os.path.realpath(spec.origin))
+
+
+def _selects_suite(config) -> bool:
+    """Whether any argument of this run names the suite, as a path or (--pyargs) a module."""
+    folder = suite_dir()
+    if folder is None:
+        return False
+    for arg in config.args:
+        target = str(arg).split("::")[0]
+        if config.option.pyargs and not os.path.exists(target):
+            try:
+                spec = importlib.util.find_spec(target)
+            except (ImportError, ValueError):
+                continue
+            if spec is None or not spec.origin:
+                continue
+            target = spec.origin
+        path = os.path.realpath(os.path.join(str(config.invocation_params.dir), target))
+        if path == folder or path.startswith(folder + os.sep):
+            return True
+    return False
+
+
+def selected_devices(config) -> tuple:
+    choice = config.getoption("gainkit_device")
+    return ("cpu", "cuda") if choice == "all" else (choice,)
+
+
+def pytest_configure(config) -> None:
+    for marker in ("cuda: needs a CUDA device", "slow: needs a torch wheel download"):
+        config.addinivalue_line("markers", marker)
+    if _selects_suite(config):
+        config.pluginmanager.register(SuiteSession(config), RESULTS_PLUGIN)
+
+
+class Deviations:
+    """The entries of a --gainkit-deviations file and which tests they selected."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.entries: Dict[str, str] = {}  # entry -> reason
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except OSError as error:
+            raise pytest.UsageError(
+                f"--gainkit-deviations {path}: {error.strerror or error}") from None
+        for line in lines:
+            entry, _, reason = line.partition("#")
+            if entry.strip():
+                self.entries[entry.strip()] = reason.strip()
+        self.selected: Dict[str, List[str]] = {entry: [] for entry in self.entries}
+        self.passed: Dict[str, List[str]] = {entry: [] for entry in self.entries}
+
+    @staticmethod
+    def test_id(nodeid: str) -> str:
+        # From the file name on: the same id whether the suite runs from site-packages, a
+        # checkout or --pyargs under some other rootdir.
+        path, sep, rest = nodeid.partition("::")
+        return path.replace("\\", "/").rsplit("/", 1)[-1] + sep + rest
+
+    def mark(self, item) -> None:
+        test_id = self.test_id(item.nodeid)
+        for entry, reason in self.entries.items():
+            if entry in test_id:
+                self.selected[entry].append(test_id)
+                item.add_marker(pytest.mark.xfail(
+                    reason=f"listed in {self.path}: {entry}" + (f" ({reason})" if reason else ""),
+                    strict=False))
+
+    def record_pass(self, nodeid: str) -> None:
+        test_id = self.test_id(nodeid)
+        for entry, tests in self.selected.items():
+            if test_id in tests:
+                self.passed[entry].append(test_id)
+
+    def unmatched(self) -> List[str]:
+        return [entry for entry, tests in self.selected.items() if not tests]
+
+    def no_longer_deviating(self) -> List[str]:
+        """Entries whose every selected test passed (xpassed): the deviation is gone."""
+        return [entry for entry, tests in self.selected.items()
+                if tests and sorted(set(self.passed[entry])) == sorted(set(tests))]
+
+    def as_json(self) -> dict:
+        return {"path": os.path.abspath(self.path), "entries": self.entries,
+                "selected": {entry: len(tests) for entry, tests in self.selected.items()},
+                "unmatched": self.unmatched(), "no_longer_deviating": self.no_longer_deviating()}
+
+
+class SuiteSession:
+    """What the plugin does in a run of gainkit's suite: results, header, deviations."""
+
+    def __init__(self, config) -> None:
+        from gainkit.suite import torchinfo
+
+        self.config = config
+        self.seed = config.getoption("gainkit_seed")
+        self.path = config.getoption("gainkit_json")
+        self.devices = list(selected_devices(config))
+        deviations = config.getoption("gainkit_deviations")
+        self.deviations = Deviations(deviations) if deviations else None
+        self.determinism = torchinfo.make_deterministic()
+        self.records: List[dict] = []
+        self.outcomes: List[dict] = []
+
+    def record(self, kind: str, case_id: str, **fields) -> None:
+        entry = dict(fields, kind=kind, case_id=case_id)
+        # Fail in the recording test, not at session end, when a field is not JSON.
+        json.dumps(entry, allow_nan=True)
+        self.records.append(entry)
+
+    def as_json(self) -> dict:
+        from gainkit.suite import expectations, torchinfo
+
+        return {
+            "torch": torchinfo.describe(),
+            "seed": self.seed,
+            "devices": self.devices,
+            "determinism": self.determinism,
+            "expectations": {"path": expectations.data_path(),
+                             "gains": len(expectations.GAINS),
+                             "references": len(expectations.REFERENCES)},
+            "deviations": self.deviations.as_json() if self.deviations else None,
+            "records": self.records,
+            "outcomes": self.outcomes,
+        }
+
+    def pytest_report_header(self, config) -> List[str]:
+        from gainkit.suite import expectations, torchinfo
+
+        info = torchinfo.describe()
+        devices = ", ".join(self.devices)
+        if "cuda" in self.devices and not info["cuda_available"]:
+            devices += f" (cuda cases skipped: {CUDA_MISSING})"
+        elif info["cuda_device"]:
+            devices += " (cuda: {})".format(info["cuda_device"])
+        lines = [
+            "library under test: torch {} (git {}) at {}".format(
+                info["version"], info["git_version"] or "unknown",
+                os.path.dirname(info["file"])),
+            f"devices: {devices}",
+            "CUDA build: {}, cuDNN: {}, TF32 matmul/cudnn: {}/{}".format(
+                info["cuda"], info["cudnn"], info["tf32"]["matmul_allow_tf32"],
+                info["tf32"]["cudnn_allow_tf32"]),
+            "determinism set for this run: {}".format("; ".join(self.determinism)),
+            f"seed: {self.seed}",
+            f"expectations: {expectations.data_path()} "
+            f"({len(expectations.GAINS)} gain cases, {len(expectations.REFERENCES)} "
+            "references)",
+        ]
+        if self.deviations:
+            lines.append(f"expected deviations: {self.deviations.path} "
+                         f"({len(self.deviations.entries)} entries)")
+        return lines
+
+    def pytest_collection_modifyitems(self, items) -> None:
+        if self.deviations:
+            for item in items:
+                self.deviations.mark(item)
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.when == "call" or report.outcome != "passed":
+            self.outcomes.append({"nodeid": report.nodeid, "when": report.when,
+                                  "outcome": report.outcome, "duration": report.duration})
+        if (self.deviations and report.when == "call" and report.passed
+                and hasattr(report, "wasxfail")):
+            self.deviations.record_pass(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.deviations:
+            return
+        stale = self.deviations.no_longer_deviating()
+        unmatched = self.deviations.unmatched()
+        if stale or unmatched:
+            terminalreporter.section("gainkit expected deviations")
+        for entry in stale:
+            terminalreporter.line(f"{self.deviations.path}: {entry!r} no longer deviates "
+                                  "(every test it selects passed): remove it")
+        for entry in unmatched:
+            terminalreporter.line(f"{self.deviations.path}: {entry!r} selects no test")
+
+    def pytest_sessionfinish(self, session) -> None:
+        if self.path:
+            folder = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(folder):  # like --junitxml, create the folder it names
+                os.makedirs(folder)
+            with open(self.path, "w", encoding="utf-8") as handle:
+                json.dump(self.as_json(), handle, indent=1, sort_keys=True)
