@@ -108,16 +108,19 @@ class Deviations:
                 self.entries[entry.strip()] = reason.strip()
         self.selected: Dict[str, List[str]] = {entry: [] for entry in self.entries}
         self.passed: Dict[str, List[str]] = {entry: [] for entry in self.entries}
+        self.ids: Dict[str, str] = {}  # node id -> test id
 
     @staticmethod
-    def test_id(nodeid: str) -> str:
+    def test_id(item) -> str:
         # From the file name on: the same id whether the suite runs from site-packages, a
-        # checkout or --pyargs under some other rootdir.
-        path, sep, rest = nodeid.partition("::")
-        return path.replace("\\", "/").rsplit("/", 1)[-1] + sep + rest
+        # checkout or --pyargs under some other rootdir (where the node id has no path).
+        path = str(getattr(item, "path", None) or item.fspath)
+        _, sep, rest = item.nodeid.partition("::")
+        return os.path.basename(path) + sep + rest
 
     def mark(self, item) -> None:
-        test_id = self.test_id(item.nodeid)
+        test_id = self.test_id(item)
+        self.ids[item.nodeid] = test_id
         for entry, reason in self.entries.items():
             if entry in test_id:
                 self.selected[entry].append(test_id)
@@ -126,7 +129,7 @@ class Deviations:
                     strict=False))
 
     def record_pass(self, nodeid: str) -> None:
-        test_id = self.test_id(nodeid)
+        test_id = self.ids.get(nodeid)
         for entry, tests in self.selected.items():
             if test_id in tests:
                 self.passed[entry].append(test_id)
