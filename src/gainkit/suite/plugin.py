@@ -83,10 +83,11 @@ def selected_devices(config) -> tuple:
     return ("cpu", "cuda") if choice == "all" else (choice,)
 
 
+@pytest.hookimpl(tryfirst=True)  # before the suite's conftest.py, which checks for the session
 def pytest_configure(config) -> None:
     for marker in ("cuda: needs a CUDA device", "slow: needs a torch wheel download"):
         config.addinivalue_line("markers", marker)
-    if _selects_suite(config):
+    if config.pluginmanager.get_plugin(RESULTS_PLUGIN) is None and _selects_suite(config):
         config.pluginmanager.register(SuiteSession(config), RESULTS_PLUGIN)
 
 

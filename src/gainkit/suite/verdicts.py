@@ -116,11 +116,9 @@ def _backward(result: Run) -> Tuple[List[str], str]:
     field = design.mean_field
     problems = _outside("per-layer squared-gradient ratio / chi(measured q)", nominal.residual,
                         design.band(design.residual_statistic()), _chi)
-    slope = design.band(design.slope_statistic())
     bias = design.slope_bias()  # measured slope - bias estimates ln chi_1
-    problems += _outside("chi_1 (finite-width corrected)", nominal.slope - bias,
-                         designs.Band(slope.centre - bias, slope.half_width), _chi)
-    problems += _regime_problems(result.subject, field, nominal.slope - bias, slope.half_width)
+    problems += _rate_problems("chi_1 (finite-width corrected)", nominal.slope,
+                               design.band(design.slope_statistic()), bias, result)
     problems += _controls_inside(result, "residual", _chi)
     explanation = (
         f"backward pass of {_setting(result)}: theory chi_1 = {field.chi_1:.6f}, {field.regime} "
@@ -137,10 +135,8 @@ def _claim(result: Run) -> Tuple[List[str], str]:
     problems = _outside(label, nominal.post, design.band(design.post_statistic()), _rms)
     growth = design.band(design.growth_statistic())
     bias = growth.centre - float(design.growth_weights() @ design.model(0).mean_field["ratio"])
-    problems += _outside(f"squared-gradient growth a layer over layers {_window(design)} "
-                         "(finite-width corrected)", nominal.growth - bias,
-                         designs.Band(growth.centre - bias, growth.half_width), _chi)
-    problems += _regime_problems(result.subject, field, nominal.growth - bias, growth.half_width)
+    problems += _rate_problems(f"squared-gradient growth a layer over layers {_window(design)} "
+                               "(finite-width corrected)", nominal.growth, growth, bias, result)
     problems += _controls_inside(result, "post", _rms)
     explanation = (
         f"forum claim for {_setting(result)}: '{result.subject.claim}'; theory: post-activation "
@@ -177,6 +173,16 @@ def _controls_inside(result: Run, name: str, describe) -> List[str]:
                 f"inside the band {_interval(band, describe)}: "
                 "this check cannot tell a 5% gain error")
     return problems
+
+
+def _rate_problems(label: str, measured: float, band: designs.Band, bias: float,
+                   result: Run) -> List[str]:
+    """A measured ln rate of the squared gradient, less its finite-width ``bias``, against
+    ``band`` shifted alike, and the regime that the corrected rate's band fits."""
+    corrected = measured - bias
+    problems = _outside(label, corrected, designs.Band(band.centre - bias, band.half_width), _chi)
+    return problems + _regime_problems(result.subject, result.design.mean_field, corrected,
+                                       band.half_width)
 
 
 def _regime_problems(subject: coverage.Subject, field: theory.MeanField, rate: float,
