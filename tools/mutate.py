@@ -10,7 +10,7 @@ faults in    torch.nn.init, installed in the test process only) and prints, per 
    passed; any failure is a false alarm, repeated by the command printed under the table.
 
 The full run (every mutant, 50 seeds) is `gainkit mutate`; CI runs a slice
-(tests/test_suite_kills.py). Runs use --device cpu unless told: the faults are Python code.
+(tests/test_suite_kills.py). Runs use --gainkit-device cpu unless told: the faults are Python code.
 
 Exit codes:
     0   every mutant killed, each by every conformance file the catalogue names, and no seed
@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", metavar="S", type=_count, default=0,
                         help="seed of the mutant runs (default 0, the suite's default)")
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="cpu",
-                        help="the suite's --device (default cpu)")
+                        help="the suite's --gainkit-device (default cpu)")
     parser.add_argument("--focused", action="store_true",
                         help="run each mutant on the files that must catch it and the tests "
                              "its -k expression selects only (the quick slice)")
@@ -144,7 +144,7 @@ def _header(args, names: Sequence[str], seeds: Sequence[int], options) -> List[s
     info = torchinfo.describe()
     lines = [f"library under test: torch {info['version']} at {info['file']} "
              f"(Python {info['python']})",
-             f"suite: {options.suite} on --device {options.device}"]
+             f"suite: {options.suite} on --gainkit-device {options.device}"]
     if names:
         scope = "focused: the files and -k slice each names" if args.focused else "whole suite"
         lines.append(f"mutants: {len(names)} of {len(CATALOGUE)}, seed {options.seed}, {scope}")
