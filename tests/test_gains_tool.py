@@ -437,7 +437,8 @@ def test_verify_measures_any_activation(spec):
 
 
 def test_probe_and_noise_model_of_a_pair_equal_those_of_the_name():
-    from gainkit import finitewidth, probe
+    from gainkit.meanfield import finitewidth
+    from gainkit.probe import mlp as probe
 
     init = probe.torch_init("xavier_normal", "tanh", gain=1.3)
     named = probe.measure("tanh", init, 64, 6, 3, dtype=torch.float64)

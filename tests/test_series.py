@@ -21,7 +21,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from gainkit import upstream
+import upstream_releases as upstream
 
 PATCHES = Path(__file__).resolve().parents[1] / "patches"
 EXCERPTS = Path(__file__).resolve().parent / "data" / "upstream"
