@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch.nn.init import calculate_gain
 
+from gainkit import activations
 from gainkit.suite.expectations import GAINS
 
-DEFAULT_SLOPE = 0.01
+DEFAULT_SLOPE = activations.get("leaky_relu").defaults["negative_slope"]
 LEAKY_RELU = next(case for case in GAINS if case.id == "leaky_relu")
 NAMES = sorted({case.nonlinearity for case in GAINS})
 OTHER_CASES = [case for case in GAINS if case.nonlinearity != "leaky_relu"]
