@@ -108,17 +108,21 @@ def register(name: str, formula: str = "", *, gain_name: str | None = None,
 def names(kind: str | None = None) -> Tuple[str, ...]:
     """The registered names in registration order; with ``kind`` (one of KINDS), only those
     that offer it."""
-    if kind is not None and kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
-    return tuple(name for name, entry in _ENTRIES.items()
-                 if kind is None or getattr(entry, kind) is not None)
+    return tuple(name for name, entry in _ENTRIES.items() if _offers(entry, kind))
 
 
 def get(name: str, kind: str | None = None) -> Entry:
     """The entry ``name``; with ``kind``, it must offer it. UnknownActivation otherwise."""
-    if name not in names(kind):
+    entry = _ENTRIES.get(name)
+    if entry is None or not _offers(entry, kind):
         raise _unknown(name, kind)
-    return _ENTRIES[name]
+    return entry
+
+
+def _offers(entry: Entry, kind: str | None) -> bool:
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    return kind is None or getattr(entry, kind) is not None
 
 
 def _unknown(name: str, kind: str | None) -> UnknownActivation:
