@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 from scipy import special
 
+from gainkit import activations
 from gainkit.meanfield import theory
 from gainkit.suite.expectations import GAINS, REFERENCES
 
+SELU = activations.get("selu").constants
 SQRT2 = math.sqrt(2.0)
 LEAKY_GAIN = math.sqrt(2.0 / (1.0 + 0.01**2))
 
@@ -302,7 +304,7 @@ def test_derivative_matches_central_difference(name):
     ("softsign", 1.0, 0.5),
     ("elu", -1.0, math.exp(-1.0) - 1.0),
     ("leaky_relu", -2.0, -0.02),
-    ("selu", -1.0, theory.SELU_LAMBDA * theory.SELU_ALPHA * (math.exp(-1.0) - 1.0)),
+    ("selu", -1.0, SELU["scale"] * SELU["alpha"] * (math.exp(-1.0) - 1.0)),
     ("sigmoid", 0.0, 0.5),
 ])
 def test_activation_values(name, x, expected):
@@ -315,7 +317,7 @@ def test_slope_parameter_reaches_leaky_relu_and_elu():
 
 
 def test_unknown_activation():
-    with pytest.raises(ValueError, match="^unknown activation nope$"):
+    with pytest.raises(ValueError, match="^unknown mean-field activation 'nope'; known: linear, "):
         theory.activation("nope")
 
 
@@ -397,7 +399,7 @@ def test_chi_crosses_one_at_the_critical_gain(name):
 
 
 def test_selu_critical_gain_is_where_the_zero_fixed_point_turns_unstable():
-    slope_at_zero = theory.SELU_LAMBDA**2 * (1.0 + theory.SELU_ALPHA**2) / 2.0
+    slope_at_zero = SELU["scale"] ** 2 * (1.0 + SELU["alpha"] ** 2) / 2.0
     assert theory.critical_gain("selu")[0] == pytest.approx(slope_at_zero**-0.5, rel=1e-9)
 
 

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from scipy.interpolate import CubicHermiteSpline, CubicSpline
 
+from gainkit import activations
 from gainkit.meanfield import theory
 
 _PER_UNIT = 512  # grid nodes per unit of x on the core range
@@ -40,38 +41,6 @@ _X_MAX = 2.0 * 12.0 * math.sqrt(theory.Q_HUGE)
 _MUST_BE_FINITE = 64.0  # phi and phi' must be finite on |x| <= this
 _JUMP = 1e-9  # a jump of phi or phi' across adjacent floats larger than this is a kink
 _PROBE_SHAPE = (3, 4, 5)
-
-# Name -> formula of the elementwise activations in torch.nn.functional (for the docs).
-FORMULAS = {
-    "celu": "max(0, x) + min(0, a (exp(x / a) - 1)), a = alpha (1)",
-    "elu": "x if x > 0 else a (exp(x) - 1), a = alpha (1)",
-    "gelu": "x Phi(x), Phi the standard normal CDF (approximate='tanh': tanh formula)",
-    "hardshrink": "x if |x| > l else 0, l = lambd (0.5)",
-    "hardsigmoid": "relu6(x + 3) / 6",
-    "hardswish": "x relu6(x + 3) / 6",
-    "hardtanh": "clamp(x, min_val, max_val) (-1, 1)",
-    "leaky_relu": "x if x > 0 else s x, s = negative_slope (0.01)",
-    "logsigmoid": "log(1 / (1 + exp(-x)))",
-    "mish": "x tanh(softplus(x))",
-    "relu": "max(0, x)",
-    "relu6": "min(max(0, x), 6)",
-    "rrelu": "x if x > 0 else s x, s = (lower + upper) / 2 = 11/48 (not training)",
-    "selu": "l (x if x > 0 else a (exp(x) - 1)), a = 1.6733, l = 1.0507",
-    "sigmoid": "1 / (1 + exp(-x))",
-    "silu": "x / (1 + exp(-x))",
-    "softplus": "log(1 + exp(b x)) / b, b = beta (1); x where b x > threshold (20)",
-    "softshrink": "x - l sign(x) if |x| > l else 0, l = lambd (0.5)",
-    "softsign": "x / (1 + |x|)",
-    "tanh": "tanh(x)",
-    "tanhshrink": "x - tanh(x)",
-    "threshold": "x if x > threshold else value",
-}
-
-# calculate_gain's name for an activation named like torch.nn.functional or torch.nn.
-_CALCULATE_GAIN_NAMES = {"relu": "relu", "leaky_relu": "leaky_relu", "leakyrelu": "leaky_relu",
-                         "sigmoid": "sigmoid", "tanh": "tanh", "selu": "selu",
-                         "identity": "linear"}
-
 
 class ActivationError(ValueError):
     """The user's activation cannot be analysed; the message is one line naming the cause."""
@@ -168,7 +137,7 @@ def _instantiate(cls, args, kwargs, label):
 
 
 def _bind(spec: str):
-    """(function, definition, formula key, calculate_gain args) for a spec."""
+    """(function, definition, formula, calculate_gain args) for a spec."""
     head, _, rest = spec.partition(":")
     found = _torch_name(head.strip())
     if found is None:
@@ -189,20 +158,25 @@ def _bind(spec: str):
     if kind == "functional":
         function = _partial(target, args, kwargs)
         definition = _call_text("torch.nn.functional." + name, args, kwargs)
-        slope = args[0] if args else kwargs.get("negative_slope", 0.01)
-        key = name.rstrip("_")
+        entry = activations.from_torch_name(name.rstrip("_"))
     else:
         function = _instantiate(target, args, kwargs, _call_text("torch.nn." + name, args,
                                                                  kwargs, ""))
         definition = _call_text("torch.nn." + name, args, kwargs, "") + "(x)"
-        slope = getattr(function, "negative_slope", None)
-        key = name.lower()
-    gain_name = _CALCULATE_GAIN_NAMES.get(key)
+        entry = activations.from_torch_name(name.lower())
+    if entry is None:
+        return function, definition, "", None
     gain_args = None
-    if gain_name is not None:
-        gain_args = (gain_name, slope) if gain_name == "leaky_relu" else (gain_name,)
-    formula_key = {"leakyrelu": "leaky_relu", "identity": ""}.get(key, key)
-    return function, definition, formula_key, gain_args
+    if entry.gain_name == "leaky_relu":
+        if kind == "functional":
+            slope = args[0] if args else kwargs.get("negative_slope",
+                                                    entry.defaults["negative_slope"])
+        else:
+            slope = getattr(function, "negative_slope", None)
+        gain_args = (entry.gain_name, slope)
+    elif entry.gain_name is not None:
+        gain_args = (entry.gain_name,)
+    return function, definition, entry.formula, gain_args
 
 
 def _partial(function, args, kwargs):
@@ -500,7 +474,7 @@ def resolve(spec: str) -> TorchActivation:
     spec = spec.strip()
     if not spec:
         raise ActivationError("empty activation name")
-    function, definition, formula_key, gain_args = _bind(spec)
+    function, definition, formula, gain_args = _bind(spec)
     check_elementwise(function, definition)
     x = _grid()
     phi, dphi = _values(function, x, definition)
@@ -514,8 +488,8 @@ def resolve(spec: str) -> TorchActivation:
     phi_table, dphi_table = _tabulate(function, kinks, definition)
     act = theory.Activation.from_callables(spec, phi_table, dphi_table, kinks, homogeneous,
                                            jumps)
-    return TorchActivation(spec, function, definition, FORMULAS.get(formula_key, ""), kinks,
-                           jumps, homogeneous, gain_args, act)
+    return TorchActivation(spec, function, definition, formula, kinks, jumps, homogeneous,
+                           gain_args, act)
 
 
 def _finite_span(finite: np.ndarray) -> slice:

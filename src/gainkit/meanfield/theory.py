@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, Tuple
+from typing import Callable, Iterator, Tuple
 
 import numpy as np
-from scipy import integrate, optimize, special
+from scipy import integrate, optimize
 
-SELU_ALPHA = 1.6732632423543772848170429916717
-SELU_LAMBDA = 1.0507009873554804934193349852946
+from gainkit import activations
+
 CRITICAL_TOLERANCE = 1e-9  # |chi_1 - 1| below this is "critical"
 NEAR_CRITICAL_DEPTH = 100.0  # layers for a 10x change of the squared gradient
 # q below Q_TINY counts as a dead signal, above Q_HUGE as blown up: the fixed-point search
@@ -70,70 +70,14 @@ class Activation:
                    homogeneous, tuple(sorted(jumps)))
 
 
-# quad calls phi one float at a time: comparisons and arithmetic on a Python float cost a
-# tenth of a numpy ufunc call, and the same expressions broadcast over arrays.
-def _leaky(slope: float) -> Tuple[Callable, Callable]:
-    return (lambda x: x * (slope + (1.0 - slope) * (x > 0))), (
-        lambda x: slope + (1.0 - slope) * (x > 0))
-
-
-def _elu(alpha: float, scale: float) -> Tuple[Callable, Callable]:
-    # x * (x <= 0) is min(x, 0): it keeps exp away from large positive x.
-    def phi(x):
-        return scale * (x * (x > 0) + alpha * np.expm1(x * (x <= 0)))
-
-    def dphi(x):
-        return scale * ((x > 0) + alpha * np.exp(x * (x <= 0)) * (x <= 0))
-
-    return phi, dphi
-
-
-def _relu6(x):
-    return x * (x > 0) - (x - 6.0) * (x > 6)
-
-
-def _mish_derivative(x):
-    squashed = np.tanh(np.logaddexp(0.0, x))
-    return squashed + x * special.expit(x) * (1.0 - squashed**2)
-
-
-def _table(slope: float | None) -> Dict[str, tuple]:
-    # name -> (phi, dphi, kinks, homogeneous)
-    sigmoid = special.expit
-    return {
-        "linear": (lambda x: x, lambda x: 1.0 + 0.0 * x, (), True),
-        "relu": _leaky(0.0) + ((0.0,), True),
-        "leaky_relu": _leaky(0.01 if slope is None else slope) + ((0.0,), True),
-        "sigmoid": (sigmoid, lambda x: sigmoid(x) * (1.0 - sigmoid(x)), (), False),
-        "tanh": (np.tanh, lambda x: 1.0 - np.tanh(x) ** 2, (), False),
-        "selu": _elu(SELU_ALPHA, SELU_LAMBDA) + ((0.0,), False),
-        "elu": _elu(1.0 if slope is None else slope, 1.0) + ((0.0,), False),
-        "gelu": (lambda x: x * special.ndtr(x),
-                 lambda x: special.ndtr(x) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI, (), False),
-        "silu": (lambda x: x * sigmoid(x),
-                 lambda x: sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x))), (), False),
-        "softplus": (lambda x: np.logaddexp(0.0, x), sigmoid, (), False),
-        "mish": (lambda x: x * np.tanh(np.logaddexp(0.0, x)), _mish_derivative, (), False),
-        "hardswish": (lambda x: x * _relu6(x + 3.0) / 6.0,
-                      lambda x: (2.0 * x + 3.0) / 6.0 * (abs(x) < 3) + 1.0 * (x >= 3),
-                      (-3.0, 3.0), False),
-        "hardtanh": (lambda x: x - (x - 1.0) * (x > 1) - (x + 1.0) * (x < -1),
-                     lambda x: 1.0 * (abs(x) < 1), (-1.0, 1.0), False),
-        "softsign": (lambda x: x / (1.0 + abs(x)), lambda x: 1.0 / (1.0 + abs(x)) ** 2, (0.0,),
-                     False),
-    }
-
-
-ACTIVATIONS = tuple(_table(None))
+ACTIVATIONS = activations.names("mean_field")
 
 
 def activation(name: str, slope: float | None = None) -> Activation:
     """The named activation; ``slope`` is leaky_relu's negative slope or elu's alpha."""
-    table = _table(slope)
-    if name not in table:
-        raise ValueError(f"unknown activation {name}")
-    phi, dphi, kinks, homogeneous = table[name]
-    return Activation(name, phi, dphi, kinks, homogeneous)
+    entry = activations.get(name, "mean_field")
+    phi, dphi = entry.numpy_pair(slope)
+    return Activation(name, phi, dphi, entry.mean_field.kinks, entry.mean_field.homogeneous)
 
 
 def _as_activation(act) -> Activation:

@@ -26,13 +26,15 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
+from gainkit import activations
+
 SQRT3 = math.sqrt(3.0)
 VALUES, DOCSTRING, INIT, STABILITY = ("test_values.py", "test_docstring.py",
                                       "test_init_functions.py", "test_stability.py")
 GAIN_FILES = (VALUES, DOCSTRING, INIT, STABILITY)
 LINEAR_NAMES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                 "conv_transpose3d", "sigmoid")
-DEFAULT_SLOPE = 0.01
+DEFAULT_SLOPE = activations.get("leaky_relu").defaults["negative_slope"]
 
 # The regressions issue 6 requires the catalogue to cover; each must be some mutant's tag.
 REQUIRED_TAGS = {
@@ -338,15 +340,16 @@ CATALOGUE = (
            "(the change #54055 asks for)", ("gain:selu",),
            {"calculate_gain": replaced_gain("selu", 1.0)}, GAIN_FILES, "selu"),
     gain_fault("leaky_relu-default-slope-0.2",
-               "calculate_gain('leaky_relu') defaults to slope 0.2 (TensorFlow's) not 0.01",
+               "calculate_gain('leaky_relu') defaults to slope 0.2 (TensorFlow's) not "
+               f"{DEFAULT_SLOPE}",
                ("gain:leaky_relu-default",), leaky_default_slope(0.2), (VALUES, DOCSTRING),
                "leaky_relu"),
     gain_fault("selu-missing", "calculate_gain('selu') raises 'Unsupported nonlinearity "
                "selu', as torch < 1.8 does", ("selu-missing",), selu_unsupported, GAIN_FILES,
                "selu"),
     gain_fault("leaky_relu-param-ignored", "calculate_gain('leaky_relu', param) ignores "
-               "param: always slope 0.01", ("leaky-param-ignored",), leaky_param_ignored,
-               GAIN_FILES, "leaky"),
+               f"param: always slope {DEFAULT_SLOPE}", ("leaky-param-ignored",),
+               leaky_param_ignored, GAIN_FILES, "leaky"),
     gain_fault("leaky_relu-bool-accepted", "calculate_gain('leaky_relu', True) is slope 1 "
                "(the bool check before the int check dropped)", ("leaky-bool-accepted",),
                leaky_bool_accepted, (VALUES,), "rejects_non_numbers"),

@@ -31,11 +31,8 @@ from typing import Callable, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-SELU_ALPHA = 1.6732632423543772848170429916717
-SELU_LAMBDA = 1.0507009873554804934193349852946
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "sigmoid", "tanh", "selu")
+from gainkit import activations
 
 Init = Callable[[torch.Tensor], object]
 # The init functions the probe can build (torch_init), named as in test ids and records.
@@ -47,32 +44,6 @@ INITS = (
     "kaiming_uniform_fan_in",
     "kaiming_uniform_fan_out",
 )
-
-
-def torch_activation(name: str, slope: float | None = None) -> Tuple[Callable, Callable]:
-    """``(phi, phi')`` as torch functions; ``slope`` is leaky_relu's negative slope."""
-    if name == "linear":
-        return (lambda h: h), torch.ones_like
-    if name == "relu":
-        return torch.relu, (lambda h: (h > 0).to(h.dtype))
-    if name == "leaky_relu":
-        negative = 0.01 if slope is None else float(slope)
-        return ((lambda h: F.leaky_relu(h, negative)),
-                (lambda h: torch.where(h > 0, torch.ones_like(h), torch.full_like(h, negative))))
-    if name == "sigmoid":
-        def sigmoid_derivative(h):
-            value = torch.sigmoid(h)
-            return value * (1.0 - value)
-        return torch.sigmoid, sigmoid_derivative
-    if name == "tanh":
-        return torch.tanh, (lambda h: 1.0 - torch.tanh(h) ** 2)
-    if name == "selu":
-        def selu_derivative(h):
-            # clamp: exp of the positive side is discarded by where, but must not overflow.
-            negative = SELU_LAMBDA * SELU_ALPHA * torch.exp(torch.clamp(h, max=0.0))
-            return torch.where(h > 0, torch.full_like(h, SELU_LAMBDA), negative)
-        return F.selu, selu_derivative
-    raise ValueError(f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
 
 
 def autograd_pair(function: Callable) -> Tuple[Callable, Callable]:
@@ -169,8 +140,8 @@ def measure(activation, init: Init, width: int, depth: int, draws: int,
             seed: int = 0, cpu_threads: int | None = 1) -> Measurement:
     """Run ``draws`` independent networks of ``depth`` layers and ``width`` units.
 
-    ``activation``: one of ACTIVATIONS (with ``slope``), or a ``(phi, phi')`` pair of torch
-    functions for any other (see :func:`autograd_pair`).
+    ``activation``: a name of ``activations.names("torch")`` (with ``slope``), or a
+    ``(phi, phi')`` pair of torch functions for any other (see :func:`autograd_pair`).
     ``cpu_threads``: torch CPU threads while measuring (restored after); None leaves them.
     """
     with _cpu_threads(cpu_threads):
@@ -180,8 +151,8 @@ def measure(activation, init: Init, width: int, depth: int, draws: int,
 
 def _measure(activation, init, width, depth, draws, slope, q0, scales, device, dtype,
              seed) -> Measurement:
-    phi, dphi = (torch_activation(activation, slope) if isinstance(activation, str)
-                 else activation)
+    phi, dphi = (activations.get(activation, "torch").torch_pair(slope)
+                 if isinstance(activation, str) else activation)
     scales, q0 = tuple(float(s) for s in scales), tuple(float(q) for q in q0)
     inputs = len(q0)
     # Column k is input k % inputs at scale k // inputs.
