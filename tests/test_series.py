@@ -21,7 +21,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from gainkit import upstream
+import upstream_releases
 
 PATCHES = Path(__file__).resolve().parents[1] / "patches"
 EXCERPTS = Path(__file__).resolve().parent / "data" / "upstream"
@@ -66,8 +66,8 @@ def patches_for(version: str) -> list:
 
 def release_text(version: str, member: str) -> str:
     try:
-        return upstream.release_file(version, member).decode()
-    except upstream.ReleaseUnavailable as error:
+        return upstream_releases.release_file(version, member).decode()
+    except upstream_releases.ReleaseUnavailable as error:
         pytest.skip(f"torch {version} is not downloadable: {error.reason}")
 
 
