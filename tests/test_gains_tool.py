@@ -423,7 +423,7 @@ def test_verify_measures_against_predicted():
 @pytest.mark.parametrize("spec", ["softsign", pytest.param("gelu", marks=needs("gelu")),
                                   "elu:alpha=0.5"])
 def test_verify_measures_any_activation(spec):
-    # probe.measure takes torch's function with autograd's phi', stability a theory.Activation
+    # mlp.measure takes torch's function with autograd's phi', stability a theory.Activation
     done = run_tool(spec, "--gain", "1.2", "--verify", "--format", "json")
     assert done.returncode == 0, done.stderr
     (item,) = json.loads(done.stdout)["activations"]
@@ -437,11 +437,12 @@ def test_verify_measures_any_activation(spec):
 
 
 def test_probe_and_noise_model_of_a_pair_equal_those_of_the_name():
-    from gainkit import finitewidth, probe
+    from gainkit.meanfield import finitewidth
+    from gainkit.probe import mlp
 
-    init = probe.torch_init("xavier_normal", "tanh", gain=1.3)
-    named = probe.measure("tanh", init, 64, 6, 3, dtype=torch.float64)
-    paired = probe.measure(probe.autograd_pair(torch.tanh), init, 64, 6, 3, dtype=torch.float64)
+    init = mlp.torch_init("xavier_normal", "tanh", gain=1.3)
+    named = mlp.measure("tanh", init, 64, 6, 3, dtype=torch.float64)
+    paired = mlp.measure(mlp.autograd_pair(torch.tanh), init, 64, 6, 3, dtype=torch.float64)
     for key in ("q", "post", "grad"):
         assert getattr(paired, key) == pytest.approx(getattr(named, key), rel=1e-12)
     last = np.eye(7)[-1]

@@ -47,7 +47,7 @@ from gainkit.reports import markdown
 from gainkit.tools import cli
 
 if TYPE_CHECKING:  # imported when used: torch takes seconds to load, --help must not wait
-    from gainkit import torch_activations as acts
+    from gainkit.gains import torch_activations as acts
 
 PROG = "gainkit gains"
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -93,7 +93,7 @@ class InputError(Exception):
 # --- collecting (gainkit.gains.gainsheet does the analysis) ------------------------------------
 
 def _resolve(spec: str) -> acts.TorchActivation:
-    from gainkit import torch_activations as acts
+    from gainkit.gains import torch_activations as acts
 
     try:
         return acts.resolve(spec)
@@ -102,8 +102,8 @@ def _resolve(spec: str) -> acts.TorchActivation:
 
 
 def collect(args) -> dict:
-    from gainkit import gainsheet
-    from gainkit import torch_activations as acts
+    from gainkit.gains import gainsheet
+    from gainkit.gains import torch_activations as acts
 
     strict = not args.all
     skipped = {}
@@ -299,7 +299,7 @@ def main(argv: List[str] | None = None) -> int:
     args.argv = argv
     if not args.all and not args.activations:
         return _fail("name an ACTIVATION or use --all")
-    from gainkit import torch_activations as acts
+    from gainkit.gains import torch_activations as acts
 
     try:
         report = collect(args)

@@ -139,7 +139,7 @@ def _killers(run: runner.SuiteRun) -> str:
 
 
 def _header(args, names: Sequence[str], seeds: Sequence[int], options) -> List[str]:
-    from gainkit import torchinfo
+    from gainkit.suite import torchinfo
 
     info = torchinfo.describe()
     lines = [f"library under test: torch {info['version']} at {info['file']} "
@@ -202,7 +202,7 @@ def _summary(mutants, seeds, seconds: float) -> List[str]:
 
 
 def _as_json(header, mutants, seeds, seconds: float) -> dict:
-    from gainkit import torchinfo
+    from gainkit.suite import torchinfo
 
     def run_fields(run):
         return {"exit_code": run.exit_code, "seconds": run.seconds, "passed": run.passed,
@@ -246,12 +246,12 @@ def main(argv: List[str] | None = None) -> int:
         print(f"{PROG}: error: --json {args.json}: {args.json.parent} is not a directory",
               file=sys.stderr)
         return EXIT_USAGE
-    from gainkit import patchkit
+    from gainkit.patching import kit
     from gainkit.tools.check import conformance_dir
 
     try:
         suite = conformance_dir()
-    except patchkit.PatchError as error:
+    except kit.PatchError as error:
         print(f"{PROG}: error: {error.lines[0]}", file=sys.stderr)
         return EXIT_USAGE
     options = runner.Options(suite=suite, device=args.device, seed=args.seed,

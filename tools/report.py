@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plots_module():
     try:
-        from gainkit import plots
+        from gainkit.reports import plots
     except ImportError as error:
         raise judging.ReportInputError(
             f"--plots needs matplotlib ({error}); install it: pip install 'gainkit[report]'"

@@ -137,7 +137,7 @@ def default_patch_dir() -> Path:
     """The series installed as gainkit.patches, else the one of this source checkout."""
     spec = importlib.util.find_spec("gainkit.patches")
     candidates = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
-    candidates.append(Path(__file__).resolve().parents[2] / "patches")
+    candidates.append(Path(__file__).resolve().parents[3] / "patches")
     for candidate in candidates:
         if (candidate / "series").is_file():
             return candidate

@@ -383,7 +383,7 @@ def _band(record: dict, key: str, depth: int) -> tuple | None:
 
 
 def write_all(matrix: judging.Matrix, folder: str) -> Dict[str, str]:
-    """Every figure of the report into ``folder``; keys as ``reporting.markdown`` expects."""
+    """Every figure of the report into ``folder``; keys as ``markdown.markdown`` expects."""
     os.makedirs(folder, exist_ok=True)
     written = {"matrix": matrix_heatmap(matrix, os.path.join(folder, "matrix.png")),
                "phase": phase_picture(matrix, os.path.join(folder, "phase.png"))}
