@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gainkit.patching import journal, kit
+from gainkit.patching import journal, kit, lock
 
 RELEASE = "1.7.1"
 INTERRUPTED = r"{root}: found an interrupted {command} from \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d " \
@@ -45,7 +45,7 @@ def worktree_digest(tree: Path) -> str:
 
 def leftovers(root: Path):
     """What a run may leave in a target: journals, the lock, temporary and probe files."""
-    names = (journal.JOURNAL_PREFIX + "*", journal.LOCK_NAME,
+    names = (journal.JOURNAL_PREFIX + "*", lock.LOCK_NAME,
              journal.NEW_PREFIX + "*", journal.PROBE)
     return sorted(str(path) for name in names for path in root.rglob(name))
 

@@ -55,6 +55,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from gainkit.patching import journal
+from gainkit.patching.lock import Busy, Lock
 
 APPLIES, APPLIED, UPSTREAM, CONFLICT, NOT_APPLICABLE = (
     "APPLIES", "APPLIED", "UPSTREAM", "CONFLICT", "N/A")
@@ -587,7 +588,7 @@ def exclusive(target: Target, writing: bool = True) -> Iterator[List[str]]:
     if root in _HELD:
         yield []
         return
-    lock = journal.Lock(root)
+    lock = Lock(root)
     # A Ctrl-C while the lock file is being made waits until the lock is ours to release, so
     # it cannot leave the file behind.
     with journal.HeldInterrupt() as held:
@@ -595,7 +596,7 @@ def exclusive(target: Target, writing: bool = True) -> Iterator[List[str]]:
             locked = lock.acquire()
             if writing and not locked:
                 journal.probe_directory(root)  # raises the reason
-        except journal.Busy as busy:
+        except Busy as busy:
             raise PatchError(f"{root}: another gainkit patch is running (pid {busy.pid})"
                              ) from None
         except OSError as error:
