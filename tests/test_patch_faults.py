@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from gainkit.patching import journal, kit, lock
+from gainkit.patching.series import default_patch_dir, load_series
+from gainkit.patching.targets import tree_target
 
 RELEASE = "1.7.1"
 INTERRUPTED = r"{root}: found an interrupted {command} from \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d " \
@@ -27,8 +29,7 @@ INTERRUPTED = r"{root}: found an interrupted {command} from \d{{4}}-\d\d-\d\d \d
 
 
 def plan_for(tree):
-    return kit.make_plan(kit.load_series(kit.default_patch_dir()),
-                              kit.tree_target(str(tree)))
+    return kit.make_plan(load_series(default_patch_dir()), tree_target(str(tree)))
 
 
 def worktree_digest(tree: Path) -> str:

@@ -18,13 +18,16 @@ import pytest
 from packaging.version import Version
 
 from gainkit.patching import kit
+from gainkit.patching.errors import PatchError
+from gainkit.patching.series import load_series
+from gainkit.patching.targets import python_target, tree_target
 from gainkit.tools import patch as cli
 
 SELU_UPSTREAM, WARNING_UPSTREAM = Version("1.8.0"), Version("1.9.0")
 
 
 def plan_for(tree, series, working_tree=False):
-    return kit.make_plan(series, kit.tree_target(str(tree), working_tree))
+    return kit.make_plan(series, tree_target(str(tree), working_tree))
 
 
 def statuses(plan):
@@ -64,8 +67,8 @@ def test_a_patch_without_torch_versions_is_refused(tmp_path, series):
     broken = tmp_path / series[0].name
     broken.write_text(series[0].path.read_text().replace("Torch-Versions:", "Torch-Range:"))
     (tmp_path / "series").write_text("# comment\n\n" + broken.name + "\n")
-    with pytest.raises(kit.PatchError, match=re.escape(f"{broken}: no Torch-Versions")):
-        kit.load_series(tmp_path)
+    with pytest.raises(PatchError, match=re.escape(f"{broken}: no Torch-Versions")):
+        load_series(tmp_path)
 
 
 # -- statuses -----------------------------------------------------------------------------
@@ -322,7 +325,7 @@ def test_site_packages_get_only_the_torch_parts(fake_site, series, run_cli, dige
     (tmp_path / "cwd" / "torch").mkdir(parents=True)  # a torch/ in the cwd is not the installed one
     (tmp_path / "cwd" / "torch" / "__init__.py").write_text("")
     monkeypatch.chdir(tmp_path / "cwd")
-    target = kit.python_target(sys.executable)
+    target = python_target(sys.executable)
     assert (target.root, target.version) == (site, Version("1.7.1"))
     plan = kit.make_plan(series, target)
     for verdict in plan.verdicts:

@@ -25,6 +25,9 @@ from typing import List
 
 import gainkit
 from gainkit.patching import kit
+from gainkit.patching.errors import PatchError
+from gainkit.patching.series import default_patch_dir, load_series
+from gainkit.patching.targets import python_target
 from gainkit.tools import cli
 from gainkit.tools import patch as patch_tool
 
@@ -37,7 +40,7 @@ def conformance_dir() -> Path:
     for candidate in (here / "conformance", here.parents[1] / "conformance"):
         if (candidate / "conftest.py").is_file():
             return candidate
-    raise kit.PatchError(f"{here}: the conformance suite is not installed with gainkit")
+    raise PatchError(f"{here}: the conformance suite is not installed with gainkit")
 
 
 def _can_run_suite(python: str) -> bool:
@@ -53,8 +56,8 @@ def main(argv: List[str] | None = None) -> int:
                         help="report the series' status but do not apply it")
     args, pytest_args = parser.parse_known_args(argv)
     try:
-        target = kit.python_target(args.python)
-        patches = kit.load_series(kit.default_patch_dir())
+        target = python_target(args.python)
+        patches = load_series(default_patch_dir())
         with kit.exclusive(target, writing=False) as recovered:
             for line in recovered:
                 print(line)
@@ -65,10 +68,10 @@ def main(argv: List[str] | None = None) -> int:
                 print(f"applied {len(done)} patches to {target.root}")
         suite = conformance_dir()
         if not _can_run_suite(str(target.interpreter)):
-            raise kit.PatchError(
+            raise PatchError(
                 f"{target.interpreter}: cannot import gainkit, pytest and torch there; "
                 f"install gainkit into that environment first")
-    except kit.PatchError as error:
+    except PatchError as error:
         for line in error.lines:
             print(f"{PROG}: error: {line}", file=sys.stderr)
         return error.exit_code

@@ -38,10 +38,6 @@ Test seam: GAINKIT_TEST_PAUSE_AFTER_PATCH=<seconds> sleeps after the first write
 from __future__ import annotations
 
 import contextlib
-import email
-import email.parser
-import email.policy
-import importlib.util
 import os
 import re
 import shlex
@@ -51,62 +47,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Set
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
-
 from gainkit.patching import journal
+from gainkit.patching.errors import EXIT_CONFLICT, EXIT_WRITE, PatchError, last_line
 from gainkit.patching.lock import Busy, Lock
+from gainkit.patching.series import Patch
+from gainkit.patching.targets import Target
 
 APPLIES, APPLIED, UPSTREAM, CONFLICT, NOT_APPLICABLE = (
     "APPLIES", "APPLIED", "UPSTREAM", "CONFLICT", "N/A")
-EXIT_OK, EXIT_CONFLICT, EXIT_USAGE, EXIT_WRITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 PAUSE_ENV = journal.PAUSE_ENV
-SITE_INCLUDE = "torch/*"
 Contents = Dict[str, Optional[bytes]]  # relative path -> bytes; None: the file is absent
 
 _REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
              "GIT_COMMON_DIR", "GIT_PREFIX")
-# '' (the cwd) is dropped from sys.path so that a torch/ in the cwd is not mistaken for it.
-_FIND_TORCH = ("import sys, importlib.util as u; sys.path[:1] = [p for p in sys.path[:1] if p]; "
-               "s = u.find_spec('torch'); "
-               "print(s.submodule_search_locations[0] if s and s.submodule_search_locations "
-               "else '')")
-
-
-class PatchError(Exception):
-    """A failure the user can act on: one line per problem, each naming a file and a cause."""
-
-    def __init__(self, *lines: str, exit_code: int = EXIT_USAGE) -> None:
-        super().__init__(lines[0])
-        self.lines = list(lines)
-        self.exit_code = exit_code
-
-
-@dataclass
-class Patch:
-    path: Path
-    subject: str
-    fields: Dict[str, str]
-    torch_versions: SpecifierSet
-    upstream: Version | None
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-@dataclass
-class Target:
-    kind: str  # "git checkout", "source tree" or "site-packages"
-    root: Path
-    version: Version
-    version_source: str
-    include: str | None = None  # git apply --include pattern
-    use_am: bool = False
-    interpreter: Path | None = None  # site-packages: the interpreter that imports this torch
-
-    def describe(self) -> str:
-        return f"{self.kind} {self.root} (torch {self.version}, from {self.version_source})"
 
 
 @dataclass
@@ -132,121 +85,6 @@ class Plan:
         return {rel: data for rel, data in contents.items() if data != self.before[rel]}
 
 
-# -- the series ---------------------------------------------------------------------------
-
-def default_patch_dir() -> Path:
-    """The series installed as gainkit.patches, else the one of this source checkout."""
-    spec = importlib.util.find_spec("gainkit.patches")
-    candidates = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
-    candidates.append(Path(__file__).resolve().parents[3] / "patches")
-    for candidate in candidates:
-        if (candidate / "series").is_file():
-            return candidate
-    return candidates[-1]
-
-
-def load_series(patch_dir: Path) -> List[Patch]:
-    series = Path(patch_dir) / "series"
-    if not Path(patch_dir).is_dir():
-        raise PatchError(f"{patch_dir}: not a directory; pass --patches DIR")
-    if not series.is_file():
-        raise PatchError(f"{series}: no such file; pass --patches DIR")
-    try:
-        lines = series.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise PatchError(f"{series}: cannot read it: {error}") from None
-    patches = []
-    for line in lines:
-        name = line.split("#", 1)[0].strip()
-        if name:
-            path = series.parent / name
-            if not path.is_file():
-                raise PatchError(f"{path}: listed in {series} but missing")
-            patches.append(read_patch(path))
-    return patches
-
-
-def read_patch(path: Path) -> Patch:
-    with path.open("rb") as handle:
-        message = email.message_from_binary_file(handle, policy=email.policy.default)
-    body = (message.get_payload(decode=True) or b"").decode("utf-8", "replace")
-    commit_message = ("\n" + body).split("\n---\n", 1)[0]
-    fields = {}  # type: Dict[str, str]
-    for paragraph in reversed(commit_message.strip().split("\n\n")):
-        block = email.parser.HeaderParser().parsestr(paragraph.strip() + "\n\n")
-        if block.defects or block.get_payload().strip() or not block.keys():
-            break
-        fields = {**{key: " ".join(value.split()) for key, value in block.items()}, **fields}
-    subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", " ".join(str(message["Subject"]).split()))
-    try:
-        versions = SpecifierSet(fields["Torch-Versions"])
-        upstream = fields.get("Applied-Upstream")
-        return Patch(path, subject, fields, versions,
-                     Version(upstream.split(",")[0]) if upstream else None)
-    except KeyError:
-        raise PatchError(f"{path}: no Torch-Versions field") from None
-    except (InvalidSpecifier, InvalidVersion) as error:
-        raise PatchError(f"{path}: {error}") from None
-
-
-# -- targets ------------------------------------------------------------------------------
-
-def _base_version(text: str, source: Path) -> Version:
-    try:
-        return Version(Version(text.strip()).base_version)
-    except (InvalidVersion, AttributeError):
-        raise PatchError(f"{source}: {text.strip()!r} is not a version") from None
-
-
-def tree_target(path: str, working_tree: bool = False) -> Target:
-    root = Path(path).expanduser()
-    if root.exists() and not root.is_dir():
-        raise PatchError(f"{root}: not a directory")
-    if not root.is_dir():
-        raise PatchError(f"{root}: no such directory")
-    root = root.resolve()
-    if not (root / "torch" / "nn" / "init.py").is_file():
-        raise PatchError(f"{root}: not a torch source tree (no torch/nn/init.py)")
-    version_file = root / "version.txt"
-    if not version_file.is_file():
-        raise PatchError(f"{version_file}: missing, so the torch version is unknown")
-    is_checkout = (root / ".git").exists()
-    if working_tree and not is_checkout:
-        raise PatchError(f"{root}: --working-tree needs a git checkout")
-    version = _base_version(version_file.read_text(encoding="utf-8", errors="replace"),
-                            version_file)
-    return Target("git checkout" if is_checkout else "source tree", root, version,
-                  "version.txt", use_am=is_checkout and not working_tree)
-
-
-def python_target(python: str) -> Target:
-    interpreter = Path(os.path.abspath(os.path.expanduser(python)))  # never looked up in PATH
-    if interpreter.is_dir():  # a virtual environment
-        interpreter = interpreter / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    if not interpreter.exists():
-        raise PatchError(f"{interpreter}: no such interpreter")
-    try:
-        found = subprocess.run([str(interpreter), "-c", _FIND_TORCH], capture_output=True,
-                               text=True, timeout=300)
-    except OSError as error:
-        raise PatchError(f"{interpreter}: cannot run it: {error.strerror}") from None
-    except subprocess.TimeoutExpired:
-        raise PatchError(f"{interpreter}: cannot run it: no answer in 300 s") from None
-    if found.returncode != 0:
-        raise PatchError(f"{interpreter}: cannot run it: {_last_line(found.stderr)}")
-    if not found.stdout.strip():
-        raise PatchError(f"{interpreter}: torch is not installed there")
-    site = Path(found.stdout.strip()).parent
-    metadata = sorted(site.glob("torch-*.dist-info/METADATA"))
-    if len(metadata) != 1:
-        raise PatchError(f"{site}: {len(metadata)} torch-*.dist-info/METADATA, expected one")
-    with metadata[0].open("rb") as handle:
-        version = _base_version(str(email.message_from_binary_file(handle)["Version"]),
-                                metadata[0])
-    return Target("site-packages", site, version, metadata[0].parent.name, include=SITE_INCLUDE,
-                  interpreter=interpreter)
-
-
 # -- planning -----------------------------------------------------------------------------
 
 def _git(args: List[str], cwd: Path, outside_repo: bool = False,
@@ -264,12 +102,6 @@ def _git(args: List[str], cwd: Path, outside_repo: bool = False,
         raise PatchError("git: not found; the patch tool runs git") from None
 
 
-def _last_line(text: str) -> str:
-    """git's last complaint, without its "error: " or "fatal: "."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return re.sub(r"^(error|fatal): ", "", lines[-1].strip()) if lines else "failed"
-
-
 def _explain(stderr: str, root: Path, before: Contents) -> str:
     """git apply's complaint as one line naming the target file."""
     failed = re.search(r"patch failed: (.+):(\d+)$", stderr, re.M)
@@ -278,7 +110,7 @@ def _explain(stderr: str, root: Path, before: Contents) -> str:
                 "convert the file to LF line endings first")
     if failed:
         return f"{root / failed.group(1)}: hunk at line {failed.group(2)} does not apply"
-    message = _last_line(stderr)
+    message = last_line(stderr)
     path, colon, cause = message.partition(": ")
     if colon and not os.path.isabs(path) and " " not in path:
         return f"{root / path}: {cause}"
@@ -319,7 +151,7 @@ def make_plan(patches: List[Patch], target: Target) -> Plan:
         for patch in patches:
             numstat = git_apply(patch, "--numstat")
             if numstat.returncode != 0:
-                raise PatchError(f"{patch.path}: {_last_line(numstat.stderr)}")
+                raise PatchError(f"{patch.path}: {last_line(numstat.stderr)}")
             files = [line.split("\t", 2)[2] for line in numstat.stdout.splitlines()]
             verdicts.append(_screen(patch, target, files))
         every = sorted({rel for verdict in verdicts for rel in verdict.files})
@@ -467,11 +299,11 @@ def _reset_to(root: Path, head: str) -> None:
     if _busy(root):
         aborted = _git(["am", "--abort"], root)
         if aborted.returncode != 0:
-            raise OSError(0, f"git am --abort failed: {_last_line(aborted.stderr)}", str(root))
+            raise OSError(0, f"git am --abort failed: {last_line(aborted.stderr)}", str(root))
     if _head(root) != head:
         reset = _git(["reset", "--quiet", "--keep", head], root)
         if reset.returncode != 0:
-            raise OSError(0, f"git reset failed: {_last_line(reset.stderr)}", str(root))
+            raise OSError(0, f"git reset failed: {last_line(reset.stderr)}", str(root))
 
 
 def _am(plan: Plan, held: journal.HeldInterrupt) -> None:
@@ -486,7 +318,7 @@ def _am(plan: Plan, held: journal.HeldInterrupt) -> None:
             result = _git(["am", "--quiet", str(verdict.patch.path)], root)
             if result.returncode != 0:
                 raise PatchError(f"{verdict.patch.path}: git am failed: "
-                                 f"{_last_line(result.stderr)}", exit_code=EXIT_WRITE)
+                                 f"{last_line(result.stderr)}", exit_code=EXIT_WRITE)
             held.checkpoint(f"patch-{number}")
         for rel, data in plan.after_apply.items():
             if _read(root / rel) != data:
@@ -524,7 +356,7 @@ def _unmake_commits(plan: Plan) -> None:
                          "--working-tree", exit_code=EXIT_CONFLICT)
     result = _git(["reset", "--quiet", "--keep", base], root)
     if result.returncode != 0:
-        raise PatchError(f"{root}: git reset failed: {_last_line(result.stderr)}")
+        raise PatchError(f"{root}: git reset failed: {last_line(result.stderr)}")
 
 
 # -- one run at a time, and recovery ------------------------------------------------------
