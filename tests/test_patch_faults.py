@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from gainkit.patching import journal, kit, lock
+from gainkit.patching.plan import APPLIES, make_plan
 from gainkit.patching.series import default_patch_dir, load_series
 from gainkit.patching.targets import tree_target
 
@@ -29,7 +30,7 @@ INTERRUPTED = r"{root}: found an interrupted {command} from \d{{4}}-\d\d-\d\d \d
 
 
 def plan_for(tree):
-    return kit.make_plan(load_series(default_patch_dir()), tree_target(str(tree)))
+    return make_plan(load_series(default_patch_dir()), tree_target(str(tree)))
 
 
 def worktree_digest(tree: Path) -> str:
@@ -116,7 +117,7 @@ def test_a_checkout_apply_killed_at_each_step_drops_its_commits_in_the_next_run(
         make_tree, git, run_cli, start_cli, digest, patched_digest, step, committed):
     tree = make_tree(RELEASE, checkout=True)
     original, head = digest(tree), git(tree, "rev-parse", "HEAD").strip()
-    todo = plan_for(tree).having(kit.APPLIES)
+    todo = plan_for(tree).having(APPLIES)
     assert len(todo) == 4
     process = start_cli("apply", "--tree", str(tree), step=step)
     kill(process)
@@ -257,7 +258,7 @@ def test_a_rollback_that_cannot_be_done_is_one_line_and_keeps_the_journal(
 def test_a_second_run_is_refused_while_the_first_writes(make_tree, run_cli, start_cli, digest,
                                                         patched_digest, one_error):
     tree = make_tree(RELEASE)
-    todo = plan_for(tree).having(kit.APPLIES)
+    todo = plan_for(tree).having(APPLIES)
     first = start_cli("apply", "--tree", str(tree), step="file-1")
     mixed = digest(tree)
     for command in ("apply", "revert", "status", "check"):
@@ -275,7 +276,7 @@ def test_a_second_run_is_refused_while_the_first_writes(make_tree, run_cli, star
 def test_two_applies_started_together_patch_once(make_tree, series_dir, git, patched_digest,
                                                  checkout):
     tree = make_tree(RELEASE, checkout=checkout)
-    todo = plan_for(tree).having(kit.APPLIES)
+    todo = plan_for(tree).having(APPLIES)
     command = [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
                "--patches", str(series_dir)]
     env = dict(os.environ, GIT_AUTHOR_NAME="T", GIT_AUTHOR_EMAIL="t@example.com",

@@ -26,6 +26,7 @@ from typing import List
 import gainkit
 from gainkit.patching import kit
 from gainkit.patching.errors import PatchError
+from gainkit.patching.plan import APPLIES, make_plan
 from gainkit.patching.series import default_patch_dir, load_series
 from gainkit.patching.targets import python_target
 from gainkit.tools import cli
@@ -61,9 +62,9 @@ def main(argv: List[str] | None = None) -> int:
         with kit.exclusive(target, writing=False) as recovered:
             for line in recovered:
                 print(line)
-            plan = kit.make_plan(patches, target)
+            plan = make_plan(patches, target)
             print("\n".join(patch_tool.status_lines(plan)[:-1]))
-            if plan.having(kit.APPLIES) and not args.no_patch:
+            if plan.having(APPLIES) and not args.no_patch:
                 done = kit.apply(plan)
                 print(f"applied {len(done)} patches to {target.root}")
         suite = conformance_dir()

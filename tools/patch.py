@@ -48,6 +48,7 @@ from typing import List
 
 from gainkit.patching import kit
 from gainkit.patching.errors import EXIT_CONFLICT, EXIT_INTERRUPTED, EXIT_OK, PatchError
+from gainkit.patching.plan import APPLIES, CONFLICT, Plan, git_command, make_plan
 from gainkit.patching.series import default_patch_dir, load_series
 from gainkit.patching.targets import python_target, tree_target
 from gainkit.tools import cli
@@ -69,22 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def status_lines(plan: kit.Plan) -> List[str]:
+def status_lines(plan: Plan) -> List[str]:
     width = max((len(verdict.patch.name) for verdict in plan.verdicts), default=0)
     lines = ["target: " + plan.target.describe()]
     lines += [f"{verdict.patch.name:<{width}}  {verdict.status:<9} ({verdict.reason})"
               for verdict in plan.verdicts]
-    command = kit.git_command(plan)
+    command = git_command(plan)
     return lines + ["with git alone: " + command if command else "nothing to apply"]
 
 
-def _run(command: str, plan: kit.Plan) -> int:
+def _run(command: str, plan: Plan) -> int:
     if command == "status":
         print("\n".join(status_lines(plan)))
-        return EXIT_CONFLICT if plan.having(kit.CONFLICT) else EXIT_OK
+        return EXIT_CONFLICT if plan.having(CONFLICT) else EXIT_OK
     if command == "check":
         kit.check(plan)
-        print(f"ok: {len(plan.having(kit.APPLIES))} to apply to {plan.target.describe()}")
+        print(f"ok: {len(plan.having(APPLIES))} to apply to {plan.target.describe()}")
         return EXIT_OK
     print("\n".join(status_lines(plan)[:-1]))
     if command == "apply":
@@ -111,7 +112,7 @@ def main(argv: List[str] | None = None) -> int:
         with kit.exclusive(target, writing) as recovered:
             for line in recovered:
                 print(line, flush=True)
-            return _run(args.command, kit.make_plan(patches, target))
+            return _run(args.command, make_plan(patches, target))
     except PatchError as error:
         for line in error.lines:
             print(f"{PROG}: error: {line}", file=sys.stderr)

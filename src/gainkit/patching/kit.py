@@ -38,162 +38,16 @@ Test seam: GAINKIT_TEST_PAUSE_AFTER_PATCH=<seconds> sleeps after the first write
 from __future__ import annotations
 
 import contextlib
-import os
-import re
-import shlex
-import subprocess
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Set
+from typing import Dict, Iterator, List, Set
 
-from gainkit.patching import journal
+from gainkit.patching import git, journal
 from gainkit.patching.errors import EXIT_CONFLICT, EXIT_WRITE, PatchError, last_line
 from gainkit.patching.lock import Busy, Lock
-from gainkit.patching.series import Patch
+from gainkit.patching.plan import APPLIED, APPLIES, CONFLICT, Contents, Plan, Verdict, read_bytes
 from gainkit.patching.targets import Target
 
-APPLIES, APPLIED, UPSTREAM, CONFLICT, NOT_APPLICABLE = (
-    "APPLIES", "APPLIED", "UPSTREAM", "CONFLICT", "N/A")
 PAUSE_ENV = journal.PAUSE_ENV
-Contents = Dict[str, Optional[bytes]]  # relative path -> bytes; None: the file is absent
-
-_REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-             "GIT_COMMON_DIR", "GIT_PREFIX")
-
-
-@dataclass
-class Verdict:
-    patch: Patch
-    status: str | None
-    reason: str
-    files: List[str] = field(default_factory=list)
-
-
-@dataclass
-class Plan:
-    target: Target
-    verdicts: List[Verdict]
-    before: Contents
-    after_apply: Contents
-    after_revert: Contents
-
-    def having(self, status: str) -> List[Verdict]:
-        return [verdict for verdict in self.verdicts if verdict.status == status]
-
-    def changes(self, contents: Contents) -> Contents:
-        return {rel: data for rel, data in contents.items() if data != self.before[rel]}
-
-
-# -- planning -----------------------------------------------------------------------------
-
-def _git(args: List[str], cwd: Path, outside_repo: bool = False,
-         raw: bool = False) -> subprocess.CompletedProcess:
-    """Run git; raw: stdout as bytes."""
-    env = {key: value for key, value in os.environ.items() if key not in _REPO_ENV}
-    env["GIT_OPTIONAL_LOCKS"] = "0"  # reading must not lock out the user's own git
-    if outside_repo:  # keep git from finding a repository that encloses cwd
-        env["GIT_CEILING_DIRECTORIES"] = str(Path(cwd).resolve().parent)
-    text = {} if raw else {"encoding": "utf-8", "errors": "replace"}
-    try:
-        return subprocess.run(["git"] + args, cwd=str(cwd), env=env, capture_output=True,
-                              start_new_session=True, **text)
-    except FileNotFoundError:
-        raise PatchError("git: not found; the patch tool runs git") from None
-
-
-def _explain(stderr: str, root: Path, before: Contents) -> str:
-    """git apply's complaint as one line naming the target file."""
-    failed = re.search(r"patch failed: (.+):(\d+)$", stderr, re.M)
-    if failed and b"\r\n" in (before.get(failed.group(1)) or b""):
-        return (f"{root / failed.group(1)}: has CRLF line endings and the patch has LF; "
-                "convert the file to LF line endings first")
-    if failed:
-        return f"{root / failed.group(1)}: hunk at line {failed.group(2)} does not apply"
-    message = last_line(stderr)
-    path, colon, cause = message.partition(": ")
-    if colon and not os.path.isabs(path) and " " not in path:
-        return f"{root / path}: {cause}"
-    return f"{root}: {message}"
-
-
-def _read(path: Path) -> bytes | None:
-    return path.read_bytes() if path.is_file() else None
-
-
-def _screen(patch: Patch, target: Target, files: List[str]) -> Verdict:
-    """The verdict that needs no patching: UPSTREAM, N/A, or undecided (status None)."""
-    version = target.version
-    if patch.upstream is not None and version >= patch.upstream:
-        reason = f"torch {version} >= Applied-Upstream {patch.upstream}"
-        return Verdict(patch, UPSTREAM, reason, files)
-    if version not in patch.torch_versions:
-        reason = f"torch {version} is outside Torch-Versions {patch.fields['Torch-Versions']}"
-        return Verdict(patch, NOT_APPLICABLE, reason, files)
-    if not files:
-        return Verdict(patch, NOT_APPLICABLE, f"changes nothing under {target.include}", files)
-    if not any((target.root / rel).exists() for rel in files):
-        return Verdict(patch, NOT_APPLICABLE, "absent here: " + ", ".join(files), files)
-    return Verdict(patch, None, "", files)
-
-
-def make_plan(patches: List[Patch], target: Target) -> Plan:
-    """Replay the series on a scratch copy of the touched files; the target is only read."""
-    include = ["--include=" + target.include] if target.include else []
-    with tempfile.TemporaryDirectory(prefix="gainkit-patch-") as tmp:
-        scratch = Path(tmp)
-
-        def git_apply(patch: Patch, *flags: str) -> subprocess.CompletedProcess:
-            return _git(["apply"] + list(flags) + include + [str(patch.path)], scratch,
-                        outside_repo=True)
-
-        verdicts = []
-        for patch in patches:
-            numstat = git_apply(patch, "--numstat")
-            if numstat.returncode != 0:
-                raise PatchError(f"{patch.path}: {last_line(numstat.stderr)}")
-            files = [line.split("\t", 2)[2] for line in numstat.stdout.splitlines()]
-            verdicts.append(_screen(patch, target, files))
-        every = sorted({rel for verdict in verdicts for rel in verdict.files})
-        before = {rel: _read(target.root / rel) for rel in every}
-        for rel, data in before.items():
-            if data is not None:
-                (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
-                (scratch / rel).write_bytes(data)
-        for verdict in verdicts:  # a backport skipped here, but is its change missing?
-            if (verdict.status and verdict.patch.upstream
-                    and any(before[rel] is not None for rel in verdict.files)
-                    and git_apply(verdict.patch, "--check").returncode == 0
-                    and git_apply(verdict.patch, "--check", "-R").returncode != 0):
-                verdict.reason += "; yet it applies: its change is missing here"
-        live = [verdict for verdict in verdicts if verdict.status is None]
-        for verdict in reversed(live):
-            if git_apply(verdict.patch, "-R").returncode == 0:
-                verdict.status, verdict.reason = APPLIED, "reverse-applies cleanly"
-        after_revert = {rel: _read(scratch / rel) for rel in every}
-        for verdict in live:
-            result = git_apply(verdict.patch)
-            if result.returncode != 0:
-                verdict.status, verdict.reason = CONFLICT, _explain(result.stderr, target.root,
-                                                                   before)
-            elif verdict.status is None:
-                verdict.status, verdict.reason = APPLIES, "applies cleanly"
-        after_apply = {rel: _read(scratch / rel) for rel in every}
-    return Plan(target, verdicts, before, after_apply, after_revert)
-
-
-def git_command(plan: Plan) -> str | None:
-    """The plain git command that applies what `apply` would apply."""
-    todo = [str(verdict.patch.path) for verdict in plan.having(APPLIES)]
-    target = plan.target
-    if not todo:
-        return None
-    if target.use_am:
-        return " ".join(map(shlex.quote, ["git", "-C", str(target.root), "am"] + todo))
-    include = ["--include=" + target.include] if target.include else []
-    words = ["git", "apply"] + include + todo
-    return (f"cd {shlex.quote(str(target.root))} && GIT_CEILING_DIRECTORIES="
-            f"{shlex.quote(str(target.root.parent))} " + " ".join(map(shlex.quote, words)))
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -239,7 +93,7 @@ def _roll_back(record: journal.Journal, root: Path) -> int:
 def _write_files(plan: Plan, changes: Contents, held: journal.HeldInterrupt, command: str) -> None:
     root = plan.target.root
     for rel in changes:
-        if _read(root / rel) != plan.before[rel]:
+        if read_bytes(root / rel) != plan.before[rel]:
             raise PatchError(f"{root / rel}: changed since it was read; run again")
     record = _begin(root, command, {rel: plan.before[rel] is not None for rel in changes})
     try:
@@ -268,65 +122,27 @@ def _write_files(plan: Plan, changes: Contents, held: journal.HeldInterrupt, com
     record.discard(root)
 
 
-def _head(root: Path) -> str:
-    return _git(["rev-parse", "HEAD"], root).stdout.strip()
-
-
-def _branch(root: Path) -> str:
-    return _git(["symbolic-ref", "-q", "HEAD"], root).stdout.strip()
-
-
-def _busy(root: Path) -> bool:
-    paths = _git(["rev-parse", "--git-path", "rebase-apply", "--git-path", "rebase-merge"], root)
-    return any((root / path).exists() for path in paths.stdout.split())
-
-
-def _check_checkout(root: Path, rels: List[str], committing: bool) -> None:
-    if _busy(root):
-        raise PatchError(f"{root}: a git am or rebase is in progress; finish it first")
-    if _git(["diff", "--cached", "--quiet"], root).returncode != 0:
-        raise PatchError(f"{root}: the index has staged changes; commit or stash them")
-    dirty = _git(["diff", "--name-only", "--"] + rels, root).stdout.split() if rels else []
-    if dirty:
-        raise PatchError(f"{root / dirty[0]}: has local changes; commit or stash them, or use "
-                         "--working-tree")
-    if committing and _git(["var", "GIT_COMMITTER_IDENT"], root).returncode != 0:
-        raise PatchError(f"{root}: git needs user.name and user.email to commit")
-
-
-def _reset_to(root: Path, head: str) -> None:
-    """Abort a git am in progress and move the branch back to head, keeping nothing of it."""
-    if _busy(root):
-        aborted = _git(["am", "--abort"], root)
-        if aborted.returncode != 0:
-            raise OSError(0, f"git am --abort failed: {last_line(aborted.stderr)}", str(root))
-    if _head(root) != head:
-        reset = _git(["reset", "--quiet", "--keep", head], root)
-        if reset.returncode != 0:
-            raise OSError(0, f"git reset failed: {last_line(reset.stderr)}", str(root))
-
-
 def _am(plan: Plan, held: journal.HeldInterrupt) -> None:
     root = plan.target.root
     todo = plan.having(APPLIES)
-    head = _head(root)
-    record = _begin(root, "apply", {}, {"head": head, "branch": _branch(root),
+    head = git.head(root)
+    record = _begin(root, "apply", {}, {"head": head, "branch": git.branch(root),
                                         "subjects": [verdict.patch.subject for verdict in todo]})
     try:
         held.checkpoint("journal")
         for number, verdict in enumerate(todo, 1):
-            result = _git(["am", "--quiet", str(verdict.patch.path)], root)
+            result = git.run(["am", "--quiet", str(verdict.patch.path)], root)
             if result.returncode != 0:
                 raise PatchError(f"{verdict.patch.path}: git am failed: "
                                  f"{last_line(result.stderr)}", exit_code=EXIT_WRITE)
             held.checkpoint(f"patch-{number}")
         for rel, data in plan.after_apply.items():
-            if _read(root / rel) != data:
+            if read_bytes(root / rel) != data:
                 raise PatchError(f"{root / rel}: git am gave other bytes than git apply",
                                  exit_code=EXIT_WRITE)
     except BaseException:
         try:
-            _reset_to(root, head)
+            git.reset_to(root, head)
         except OSError as failure:
             raise PatchError(f"{root}: rollback failed ({failure.strerror}); the next gainkit "
                              f"patch run resets it to {head}", exit_code=EXIT_WRITE) from None
@@ -343,18 +159,18 @@ def _unmake_commits(plan: Plan) -> None:
     """
     root, applied = plan.target.root, plan.having(APPLIED)
     base = f"HEAD~{len(applied)}"
-    subjects = _git(["log", "--format=%s", f"--max-count={len(applied)}", "HEAD"], root)
-    changed = _git(["diff", "--name-only", base, "HEAD", "--"], root).stdout.split()
+    subjects = git.run(["log", "--format=%s", f"--max-count={len(applied)}", "HEAD"], root)
+    changed = git.run(["diff", "--name-only", base, "HEAD", "--"], root).stdout.split()
     exact = set(changed) <= set(plan.before) and subjects.stdout.splitlines() == [
         verdict.patch.subject for verdict in reversed(applied)]
     for rel, data in plan.after_revert.items():
-        blob = _git(["cat-file", "blob", f"{base}:{rel}"], root, raw=True)
+        blob = git.run(["cat-file", "blob", f"{base}:{rel}"], root, raw=True)
         exact = exact and (blob.stdout if blob.returncode == 0 else None) == data
     if not exact:
         raise PatchError(f"{root}: the topmost commits of HEAD are not exactly the series' "
                          f"{len(applied)} patches; undo them with git revert, or use "
                          "--working-tree", exit_code=EXIT_CONFLICT)
-    result = _git(["reset", "--quiet", "--keep", base], root)
+    result = git.run(["reset", "--quiet", "--keep", base], root)
     if result.returncode != 0:
         raise PatchError(f"{root}: git reset failed: {last_line(result.stderr)}")
 
@@ -371,15 +187,15 @@ def _count(number: int, noun: str) -> str:
 def _recover_checkout(root: Path, checkout: dict) -> str:
     """Undo the commits of an interrupted git am, if HEAD is still exactly where it left it."""
     head, subjects = checkout["head"], checkout["subjects"]
-    if _busy(root):
-        _reset_to(root, _head(root))  # aborts the git am that was cut off
-    on_top = _git(["log", "--reverse", "--format=%s", f"{head}..HEAD"], root)
+    if git.busy(root):
+        git.reset_to(root, git.head(root))  # aborts the git am that was cut off
+    on_top = git.run(["log", "--reverse", "--format=%s", f"{head}..HEAD"], root)
     made = on_top.stdout.splitlines()
-    if (_branch(root) != checkout["branch"] or on_top.returncode != 0
+    if (git.branch(root) != checkout["branch"] or on_top.returncode != 0
             or made != subjects[:len(made)]
-            or _git(["merge-base", "--is-ancestor", head, "HEAD"], root).returncode != 0):
+            or git.run(["merge-base", "--is-ancestor", head, "HEAD"], root).returncode != 0):
         raise OSError(0, f"HEAD has moved since; check it by hand against {head}", str(root))
-    _reset_to(root, head)
+    git.reset_to(root, head)
     return f"dropped {_count(len(made), 'commit')}; HEAD is {head[:12]} again"
 
 
@@ -461,7 +277,7 @@ def apply(plan: Plan) -> List[Verdict]:
             if recovered:  # the plan was made on what the rollback has just undone
                 raise PatchError(f"{recovered[0]}; plan again")
             if plan.target.use_am:
-                _check_checkout(plan.target.root, list(changes), committing=True)
+                git.check_checkout(plan.target.root, list(changes), committing=True)
                 _am(plan, held)
             else:
                 _write_files(plan, changes, held, "apply")
@@ -477,7 +293,7 @@ def revert(plan: Plan) -> List[Verdict]:
             if recovered:  # the plan was made on what the rollback has just undone
                 raise PatchError(f"{recovered[0]}; plan again")
             if plan.target.use_am:
-                _check_checkout(plan.target.root, list(changes), committing=False)
+                git.check_checkout(plan.target.root, list(changes), committing=False)
                 _unmake_commits(plan)
             else:
                 _write_files(plan, changes, held, "revert")
