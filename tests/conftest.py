@@ -13,7 +13,7 @@ import pytest
 from packaging.version import Version
 
 import upstream_releases
-from gainkit.patching import kit
+from gainkit.patching import journal
 from gainkit.patching.series import default_patch_dir, load_series
 
 DATA = Path(__file__).parent / "data" / "upstream"
@@ -167,7 +167,7 @@ def start_cli(series_dir):
         command += ["--patches", str(patches or series_dir)]
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, **GIT_IDENTITY, **{kit.PAUSE_ENV: step + ":120"},
+            env=dict(os.environ, **GIT_IDENTITY, **{journal.PAUSE_ENV: step + ":120"},
                      **(env or {})),
             preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
         started.append(process)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from gainkit.patching import journal, kit, lock
+from gainkit.patching import journal, lock
 from gainkit.patching.plan import APPLIES, make_plan
+from gainkit.patching.run import apply
 from gainkit.patching.series import default_patch_dir, load_series
 from gainkit.patching.targets import tree_target
 
@@ -73,7 +74,7 @@ def patched_digest(make_tree, tmp_path):
     """worktree_digest of a tree of that release after an uninterrupted apply."""
     def of(version: str = RELEASE, **options) -> str:
         tree = make_tree(version, where=tmp_path / f"reference-{version}", **options)
-        kit.apply(plan_for(tree))
+        apply(plan_for(tree))
         return worktree_digest(tree)
     return of
 

@@ -1,4 +1,4 @@
-"""The patch tool (gainkit.patching.kit, gainkit patch) on targets built from real torch
+"""The patch tool (gainkit.patching, gainkit patch) on targets built from real torch
 releases."""
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import time
 import pytest
 from packaging.version import Version
 
-from gainkit.patching import kit
+from gainkit.patching import journal, write
 from gainkit.patching.errors import PatchError
 from gainkit.patching.plan import APPLIED, APPLIES, CONFLICT, NOT_APPLICABLE, UPSTREAM, make_plan
+from gainkit.patching.run import apply
 from gainkit.patching.series import load_series
 from gainkit.patching.targets import python_target, tree_target
 from gainkit.tools import patch as cli
@@ -95,7 +96,7 @@ def test_backports_are_upstream_and_the_test_fix_still_applies(make_tree, series
     assert "test" in {role(verdict) for verdict in plan.having(APPLIES)}
     assert not plan.having(CONFLICT)
     assert not [verdict.reason for verdict in plan.verdicts if "yet it applies" in verdict.reason]
-    kit.apply(plan)
+    apply(plan)
     after = plan_for(tree, series)
     assert statuses(after) == {name: APPLIED if status == APPLIES else status
                                for name, status in statuses(plan).items()}
@@ -105,7 +106,7 @@ def test_apply_then_status_says_applied_and_selu_gain_is_three_quarters(make_tre
     tree = make_tree("1.7.1")
     with pytest.raises(ValueError, match="Unsupported nonlinearity selu"):
         gain(tree / "torch/nn/init.py", "selu")
-    applied = kit.apply(plan_for(tree, series))
+    applied = apply(plan_for(tree, series))
     plan = plan_for(tree, series)
     assert {verdict.patch.name for verdict in plan.having(APPLIED)} == {
         verdict.patch.name for verdict in applied}
@@ -411,7 +412,7 @@ def test_help_documents_the_exit_codes(run_cli):
 def test_a_write_failing_half_way_is_rolled_back(make_tree, series_dir, digest, monkeypatch,
                                                  capsys):
     tree = make_tree("1.7.1")
-    original, real_replace, calls = digest(tree), kit._replace, []
+    original, real_replace, calls = digest(tree), write._replace, []
 
     def replace_then_fail(path, data):
         calls.append(path)
@@ -419,7 +420,7 @@ def test_a_write_failing_half_way_is_rolled_back(make_tree, series_dir, digest, 
             raise OSError(28, "No space left on device", str(path))
         real_replace(path, data)
 
-    monkeypatch.setattr(kit, "_replace", replace_then_fail)
+    monkeypatch.setattr(write, "_replace", replace_then_fail)
     code = cli.main(["apply", "--tree", str(tree), "--patches", str(series_dir)])
     errors = capsys.readouterr().err.splitlines()
     assert code == 3 and len(calls) > 2  # the failure, then the rollback
@@ -436,7 +437,7 @@ def test_sigint_half_way_through_apply_leaves_the_target_as_it_was(make_tree, se
     process = subprocess.Popen(
         [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
          "--patches", str(series_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=dict(os.environ, **{kit.PAUSE_ENV: "60"}),
+        text=True, env=dict(os.environ, **{journal.PAUSE_ENV: "60"}),
         # SIGINT at its default whatever the runner's (see start_cli)
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import List
 
 import gainkit
-from gainkit.patching import kit
 from gainkit.patching.errors import PatchError
 from gainkit.patching.plan import APPLIES, make_plan
+from gainkit.patching.run import apply, exclusive
 from gainkit.patching.series import default_patch_dir, load_series
 from gainkit.patching.targets import python_target
 from gainkit.tools import cli
@@ -59,13 +59,13 @@ def main(argv: List[str] | None = None) -> int:
     try:
         target = python_target(args.python)
         patches = load_series(default_patch_dir())
-        with kit.exclusive(target, writing=False) as recovered:
+        with exclusive(target, writing=False) as recovered:
             for line in recovered:
                 print(line)
             plan = make_plan(patches, target)
             print("\n".join(patch_tool.status_lines(plan)[:-1]))
             if plan.having(APPLIES) and not args.no_patch:
-                done = kit.apply(plan)
+                done = apply(plan)
                 print(f"applied {len(done)} patches to {target.root}")
         suite = conformance_dir()
         if not _can_run_suite(str(target.interpreter)):

@@ -46,9 +46,9 @@ import argparse
 import sys
 from typing import List
 
-from gainkit.patching import kit
 from gainkit.patching.errors import EXIT_CONFLICT, EXIT_INTERRUPTED, EXIT_OK, PatchError
 from gainkit.patching.plan import APPLIES, CONFLICT, Plan, git_command, make_plan
+from gainkit.patching.run import apply, check, exclusive, revert
 from gainkit.patching.series import default_patch_dir, load_series
 from gainkit.patching.targets import python_target, tree_target
 from gainkit.tools import cli
@@ -84,15 +84,15 @@ def _run(command: str, plan: Plan) -> int:
         print("\n".join(status_lines(plan)))
         return EXIT_CONFLICT if plan.having(CONFLICT) else EXIT_OK
     if command == "check":
-        kit.check(plan)
+        check(plan)
         print(f"ok: {len(plan.having(APPLIES))} to apply to {plan.target.describe()}")
         return EXIT_OK
     print("\n".join(status_lines(plan)[:-1]))
     if command == "apply":
-        done = kit.apply(plan)
+        done = apply(plan)
         print(f"applied {len(done)} patches" if done else "nothing to apply")
     else:
-        done = kit.revert(plan)
+        done = revert(plan)
         print(f"reverted {len(done)} patches" if done else "nothing to revert")
     return EXIT_OK
 
@@ -109,7 +109,7 @@ def main(argv: List[str] | None = None) -> int:
         else:
             target = python_target(args.python or sys.executable)
         writing = args.command in ("apply", "revert")
-        with kit.exclusive(target, writing) as recovered:
+        with exclusive(target, writing) as recovered:
             for line in recovered:
                 print(line, flush=True)
             return _run(args.command, make_plan(patches, target))
