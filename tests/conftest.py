@@ -13,7 +13,8 @@ import pytest
 from packaging.version import Version
 
 import upstream_releases
-from gainkit.patching import kit
+from gainkit.patching import journal
+from gainkit.patching.series import default_patch_dir, load_series
 
 DATA = Path(__file__).parent / "data" / "upstream"
 TORCH_FILES = ("torch/nn/init.py", "torch/nn/modules/activation.py")
@@ -52,7 +53,7 @@ def git():
 
 @pytest.fixture(scope="session")
 def series_dir() -> Path:
-    found = kit.default_patch_dir()
+    found = default_patch_dir()
     if not (found / "series").is_file():
         pytest.skip(f"{found}/series is not written yet")
     return found
@@ -60,7 +61,7 @@ def series_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def series(series_dir):
-    return kit.load_series(series_dir)
+    return load_series(series_dir)
 
 
 @pytest.fixture
@@ -166,7 +167,7 @@ def start_cli(series_dir):
         command += ["--patches", str(patches or series_dir)]
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, **GIT_IDENTITY, **{kit.PAUSE_ENV: step + ":120"},
+            env=dict(os.environ, **GIT_IDENTITY, **{journal.PAUSE_ENV: step + ":120"},
                      **(env or {})),
             preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
         started.append(process)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gainkit.patching import kit
+from gainkit.patching.series import load_series
 from gainkit.tools import cli
 
 RELEASE = "1.7.1"
@@ -157,7 +157,7 @@ def _series_with(tmp_path: Path, series_dir: Path, series_text: str = None,
 
 
 def _first_patch(series_dir: Path) -> Path:
-    return kit.load_series(series_dir)[0].path
+    return load_series(series_dir)[0].path
 
 
 def _break(text: str, case: str) -> str:

@@ -19,7 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from gainkit.patching import journal, kit
+from gainkit.patching import journal, lock
+from gainkit.patching.plan import APPLIES, make_plan
+from gainkit.patching.run import apply
+from gainkit.patching.series import default_patch_dir, load_series
+from gainkit.patching.targets import tree_target
 
 RELEASE = "1.7.1"
 INTERRUPTED = r"{root}: found an interrupted {command} from \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d " \
@@ -27,8 +31,7 @@ INTERRUPTED = r"{root}: found an interrupted {command} from \d{{4}}-\d\d-\d\d \d
 
 
 def plan_for(tree):
-    return kit.make_plan(kit.load_series(kit.default_patch_dir()),
-                              kit.tree_target(str(tree)))
+    return make_plan(load_series(default_patch_dir()), tree_target(str(tree)))
 
 
 def worktree_digest(tree: Path) -> str:
@@ -45,7 +48,7 @@ def worktree_digest(tree: Path) -> str:
 
 def leftovers(root: Path):
     """What a run may leave in a target: journals, the lock, temporary and probe files."""
-    names = (journal.JOURNAL_PREFIX + "*", journal.LOCK_NAME,
+    names = (journal.JOURNAL_PREFIX + "*", lock.LOCK_NAME,
              journal.NEW_PREFIX + "*", journal.PROBE)
     return sorted(str(path) for name in names for path in root.rglob(name))
 
@@ -71,7 +74,7 @@ def patched_digest(make_tree, tmp_path):
     """worktree_digest of a tree of that release after an uninterrupted apply."""
     def of(version: str = RELEASE, **options) -> str:
         tree = make_tree(version, where=tmp_path / f"reference-{version}", **options)
-        kit.apply(plan_for(tree))
+        apply(plan_for(tree))
         return worktree_digest(tree)
     return of
 
@@ -115,7 +118,7 @@ def test_a_checkout_apply_killed_at_each_step_drops_its_commits_in_the_next_run(
         make_tree, git, run_cli, start_cli, digest, patched_digest, step, committed):
     tree = make_tree(RELEASE, checkout=True)
     original, head = digest(tree), git(tree, "rev-parse", "HEAD").strip()
-    todo = plan_for(tree).having(kit.APPLIES)
+    todo = plan_for(tree).having(APPLIES)
     assert len(todo) == 4
     process = start_cli("apply", "--tree", str(tree), step=step)
     kill(process)
@@ -256,7 +259,7 @@ def test_a_rollback_that_cannot_be_done_is_one_line_and_keeps_the_journal(
 def test_a_second_run_is_refused_while_the_first_writes(make_tree, run_cli, start_cli, digest,
                                                         patched_digest, one_error):
     tree = make_tree(RELEASE)
-    todo = plan_for(tree).having(kit.APPLIES)
+    todo = plan_for(tree).having(APPLIES)
     first = start_cli("apply", "--tree", str(tree), step="file-1")
     mixed = digest(tree)
     for command in ("apply", "revert", "status", "check"):
@@ -274,7 +277,7 @@ def test_a_second_run_is_refused_while_the_first_writes(make_tree, run_cli, star
 def test_two_applies_started_together_patch_once(make_tree, series_dir, git, patched_digest,
                                                  checkout):
     tree = make_tree(RELEASE, checkout=checkout)
-    todo = plan_for(tree).having(kit.APPLIES)
+    todo = plan_for(tree).having(APPLIES)
     command = [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
                "--patches", str(series_dir)]
     env = dict(os.environ, GIT_AUTHOR_NAME="T", GIT_AUTHOR_EMAIL="t@example.com",

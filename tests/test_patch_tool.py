@@ -1,4 +1,4 @@
-"""The patch tool (gainkit.patching.kit, gainkit patch) on targets built from real torch
+"""The patch tool (gainkit.patching, gainkit patch) on targets built from real torch
 releases."""
 
 from __future__ import annotations
@@ -17,14 +17,19 @@ import time
 import pytest
 from packaging.version import Version
 
-from gainkit.patching import kit
+from gainkit.patching import journal, write
+from gainkit.patching.errors import PatchError
+from gainkit.patching.plan import APPLIED, APPLIES, CONFLICT, NOT_APPLICABLE, UPSTREAM, make_plan
+from gainkit.patching.run import apply
+from gainkit.patching.series import load_series
+from gainkit.patching.targets import python_target, tree_target
 from gainkit.tools import patch as cli
 
 SELU_UPSTREAM, WARNING_UPSTREAM = Version("1.8.0"), Version("1.9.0")
 
 
 def plan_for(tree, series, working_tree=False):
-    return kit.make_plan(series, kit.tree_target(str(tree), working_tree))
+    return make_plan(series, tree_target(str(tree), working_tree))
 
 
 def statuses(plan):
@@ -64,8 +69,8 @@ def test_a_patch_without_torch_versions_is_refused(tmp_path, series):
     broken = tmp_path / series[0].name
     broken.write_text(series[0].path.read_text().replace("Torch-Versions:", "Torch-Range:"))
     (tmp_path / "series").write_text("# comment\n\n" + broken.name + "\n")
-    with pytest.raises(kit.PatchError, match=re.escape(f"{broken}: no Torch-Versions")):
-        kit.load_series(tmp_path)
+    with pytest.raises(PatchError, match=re.escape(f"{broken}: no Torch-Versions")):
+        load_series(tmp_path)
 
 
 # -- statuses -----------------------------------------------------------------------------
@@ -76,9 +81,8 @@ def test_everything_in_range_applies_to_a_1_7_1_tree(make_tree, series):
         in_range = Version("1.7.1") in verdict.patch.torch_versions
         outside = "torch 1.7.1 is outside Torch-Versions " + verdict.patch.fields["Torch-Versions"]
         assert (verdict.status, verdict.reason) == (
-            (kit.APPLIES, "applies cleanly") if in_range else (kit.NOT_APPLICABLE,
-                                                                   outside))
-    assert {role(verdict) for verdict in plan.having(kit.APPLIES)} == {
+            (APPLIES, "applies cleanly") if in_range else (NOT_APPLICABLE, outside))
+    assert {role(verdict) for verdict in plan.having(APPLIES)} == {
         "selu", "warning", "test"}
 
 
@@ -88,13 +92,13 @@ def test_backports_are_upstream_and_the_test_fix_still_applies(make_tree, series
                                                                upstream_roles):
     tree = make_tree(version)
     plan = plan_for(tree, series)
-    assert {role(verdict) for verdict in plan.having(kit.UPSTREAM)} == upstream_roles
-    assert "test" in {role(verdict) for verdict in plan.having(kit.APPLIES)}
-    assert not plan.having(kit.CONFLICT)
+    assert {role(verdict) for verdict in plan.having(UPSTREAM)} == upstream_roles
+    assert "test" in {role(verdict) for verdict in plan.having(APPLIES)}
+    assert not plan.having(CONFLICT)
     assert not [verdict.reason for verdict in plan.verdicts if "yet it applies" in verdict.reason]
-    kit.apply(plan)
+    apply(plan)
     after = plan_for(tree, series)
-    assert statuses(after) == {name: kit.APPLIED if status == kit.APPLIES else status
+    assert statuses(after) == {name: APPLIED if status == APPLIES else status
                                for name, status in statuses(plan).items()}
 
 
@@ -102,11 +106,11 @@ def test_apply_then_status_says_applied_and_selu_gain_is_three_quarters(make_tre
     tree = make_tree("1.7.1")
     with pytest.raises(ValueError, match="Unsupported nonlinearity selu"):
         gain(tree / "torch/nn/init.py", "selu")
-    applied = kit.apply(plan_for(tree, series))
+    applied = apply(plan_for(tree, series))
     plan = plan_for(tree, series)
-    assert {verdict.patch.name for verdict in plan.having(kit.APPLIED)} == {
+    assert {verdict.patch.name for verdict in plan.having(APPLIED)} == {
         verdict.patch.name for verdict in applied}
-    assert {verdict.reason for verdict in plan.having(kit.APPLIED)} == {
+    assert {verdict.reason for verdict in plan.having(APPLIED)} == {
         "reverse-applies cleanly"}
     assert gain(tree / "torch/nn/init.py", "selu") == 0.75
     assert gain(tree / "torch/nn/init.py", "tanh") == 5.0 / 3
@@ -119,7 +123,7 @@ def test_a_hand_edited_hunk_is_a_conflict_and_nothing_is_written(make_tree, seri
     init_py.write_text(init_py.read_text().replace("Leaky Relu ", "LeakyReLU  ", 1))
     plan = plan_for(tree, series)
     selu = [verdict for verdict in plan.verdicts if role(verdict) == "selu"][0]
-    assert selu.status == kit.CONFLICT
+    assert selu.status == CONFLICT
     assert re.fullmatch(re.escape(str(init_py)) + r": hunk at line \d+ does not apply",
                         selu.reason)
     before = digest(tree)
@@ -128,7 +132,7 @@ def test_a_hand_edited_hunk_is_a_conflict_and_nothing_is_written(make_tree, seri
         assert result.returncode == code and "Traceback" not in result.stderr
         assert digest(tree) == before
     errors = result.stderr.splitlines()
-    assert len(errors) == len(plan.having(kit.CONFLICT))
+    assert len(errors) == len(plan.having(CONFLICT))
     assert f"gainkit patch: error: {selu.reason} ({selu.patch.name})" in errors
 
 
@@ -152,7 +156,7 @@ def test_a_prerelease_tree_without_the_change_is_upstream_with_a_warning(make_tr
     plan = plan_for(make_tree("1.7.1", version_txt="1.8.0a0"), series)
     assert plan.target.version == Version("1.8.0")
     selu = [verdict for verdict in plan.verdicts if role(verdict) == "selu"][0]
-    assert selu.status == kit.UPSTREAM
+    assert selu.status == UPSTREAM
     assert selu.reason == "torch 1.8.0 >= Applied-Upstream 1.8.0; yet it applies: " \
                           "its change is missing here"
 
@@ -163,7 +167,7 @@ def test_a_patch_whose_files_are_absent_is_not_applicable(make_tree, series):
              if role(verdict) == "test" and Version("1.7.1") in verdict.patch.torch_versions]
     assert tests
     for verdict in tests:
-        assert verdict.status == kit.NOT_APPLICABLE
+        assert verdict.status == NOT_APPLICABLE
         assert verdict.reason == "absent here: " + ", ".join(verdict.files)
 
 
@@ -229,7 +233,7 @@ def test_planning_in_a_temporary_directory_inside_a_repository(make_tree, series
     git(enclosing, "init", "-q")
     monkeypatch.setattr(tempfile, "tempdir", str(enclosing / "tmp"))
     plan = plan_for(make_tree("1.7.1"), series)
-    assert "selu" in {role(verdict) for verdict in plan.having(kit.APPLIES)}
+    assert "selu" in {role(verdict) for verdict in plan.having(APPLIES)}
 
 
 # -- git checkouts ------------------------------------------------------------------------
@@ -238,7 +242,7 @@ def test_apply_commits_with_git_am_keeping_authors_and_revert_drops_the_commits(
         make_tree, series, git, run_cli, digest):
     tree = make_tree("1.7.1", checkout=True)
     original, head = digest(tree), git(tree, "rev-parse", "HEAD")
-    todo = plan_for(tree, series).having(kit.APPLIES)
+    todo = plan_for(tree, series).having(APPLIES)
     result = run_cli("apply", "--tree", str(tree))
     assert result.returncode == 0, result.stderr
     log = git(tree, "log", "--reverse", "--format=%an <%ae>%n%B%x00", f"{head.strip()}..HEAD")
@@ -250,8 +254,7 @@ def test_apply_commits_with_git_am_keeping_authors_and_revert_drops_the_commits(
         assert verdict.patch.subject in commit
         assert "Torch-Versions: " + verdict.patch.fields["Torch-Versions"] in commit
     assert git(tree, "status", "--porcelain") == ""
-    assert set(statuses(plan_for(tree, series)).values()) <= {kit.APPLIED,
-                                                              kit.NOT_APPLICABLE}
+    assert set(statuses(plan_for(tree, series)).values()) <= {APPLIED, NOT_APPLICABLE}
     assert run_cli("revert", "--tree", str(tree)).returncode == 0
     assert digest(tree) == original
 
@@ -277,7 +280,7 @@ def test_working_tree_mode_makes_no_commits(make_tree, series, git, run_cli, dig
     assert run_cli("apply", "--tree", str(tree), "--working-tree").returncode == 0
     assert git(tree, "rev-parse", "HEAD") == head
     assert " M torch/nn/init.py" in git(tree, "status", "--porcelain").splitlines()
-    assert kit.APPLIED in statuses(plan_for(tree, series)).values()
+    assert APPLIED in statuses(plan_for(tree, series)).values()
     line = one_error(run_cli("revert", "--tree", str(tree)), 2)
     assert line.endswith("has local changes; commit or stash them, or use --working-tree")
     assert run_cli("revert", "--tree", str(tree), "--working-tree").returncode == 0
@@ -322,12 +325,12 @@ def test_site_packages_get_only_the_torch_parts(fake_site, series, run_cli, dige
     (tmp_path / "cwd" / "torch").mkdir(parents=True)  # a torch/ in the cwd is not the installed one
     (tmp_path / "cwd" / "torch" / "__init__.py").write_text("")
     monkeypatch.chdir(tmp_path / "cwd")
-    target = kit.python_target(sys.executable)
+    target = python_target(sys.executable)
     assert (target.root, target.version) == (site, Version("1.7.1"))
-    plan = kit.make_plan(series, target)
+    plan = make_plan(series, target)
     for verdict in plan.verdicts:
         if role(verdict) == "test" and Version("1.7.1") in verdict.patch.torch_versions:
-            assert (verdict.status, verdict.reason) == (kit.NOT_APPLICABLE,
+            assert (verdict.status, verdict.reason) == (NOT_APPLICABLE,
                                                         "changes nothing under torch/*")
     result = run_cli("apply", "--python", sys.executable)
     assert result.returncode == 0, result.stderr
@@ -409,7 +412,7 @@ def test_help_documents_the_exit_codes(run_cli):
 def test_a_write_failing_half_way_is_rolled_back(make_tree, series_dir, digest, monkeypatch,
                                                  capsys):
     tree = make_tree("1.7.1")
-    original, real_replace, calls = digest(tree), kit._replace, []
+    original, real_replace, calls = digest(tree), write._replace, []
 
     def replace_then_fail(path, data):
         calls.append(path)
@@ -417,7 +420,7 @@ def test_a_write_failing_half_way_is_rolled_back(make_tree, series_dir, digest, 
             raise OSError(28, "No space left on device", str(path))
         real_replace(path, data)
 
-    monkeypatch.setattr(kit, "_replace", replace_then_fail)
+    monkeypatch.setattr(write, "_replace", replace_then_fail)
     code = cli.main(["apply", "--tree", str(tree), "--patches", str(series_dir)])
     errors = capsys.readouterr().err.splitlines()
     assert code == 3 and len(calls) > 2  # the failure, then the rollback
@@ -434,7 +437,7 @@ def test_sigint_half_way_through_apply_leaves_the_target_as_it_was(make_tree, se
     process = subprocess.Popen(
         [sys.executable, "-m", "gainkit.tools.patch", "apply", "--tree", str(tree),
          "--patches", str(series_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=dict(os.environ, **{kit.PAUSE_ENV: "60"}),
+        text=True, env=dict(os.environ, **{journal.PAUSE_ENV: "60"}),
         # SIGINT at its default whatever the runner's (see start_cli)
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60

@@ -26,7 +26,11 @@ from pathlib import Path
 from typing import List
 
 import gainkit
-from gainkit.patching import kit
+from gainkit.patching.errors import PatchError
+from gainkit.patching.plan import APPLIES, make_plan
+from gainkit.patching.run import apply, exclusive
+from gainkit.patching.series import default_patch_dir, load_series
+from gainkit.patching.targets import python_target
 from gainkit.suite import plugin
 from gainkit.tools import cli
 from gainkit.tools import patch as patch_tool
@@ -38,8 +42,8 @@ def conformance_dir() -> Path:
     """The folder of the installed suite (gainkit.conformance)."""
     folder = plugin.suite_dir()
     if folder is None or not os.path.isfile(os.path.join(folder, "conftest.py")):
-        raise kit.PatchError(f"{os.path.dirname(gainkit.__file__)}: the conformance suite is "
-                             "not installed with gainkit")
+        raise PatchError(f"{os.path.dirname(gainkit.__file__)}: the conformance suite is "
+                         "not installed with gainkit")
     return Path(folder)
 
 
@@ -56,21 +60,21 @@ def main(argv: List[str] | None = None) -> int:
                         help="report the series' status but do not apply it")
     args, pytest_args = parser.parse_known_args(argv)
     try:
-        target = kit.python_target(args.python)
-        patches = kit.load_series(kit.default_patch_dir())
-        with kit.exclusive(target, writing=False) as recovered:
+        target = python_target(args.python)
+        patches = load_series(default_patch_dir())
+        with exclusive(target, writing=False) as recovered:
             for line in recovered:
                 print(line)
-            plan = kit.make_plan(patches, target)
+            plan = make_plan(patches, target)
             print("\n".join(patch_tool.status_lines(plan)[:-1]))
-            if plan.having(kit.APPLIES) and not args.no_patch:
-                done = kit.apply(plan)
+            if plan.having(APPLIES) and not args.no_patch:
+                done = apply(plan)
                 print(f"applied {len(done)} patches to {target.root}")
         if not _can_run_suite(str(target.interpreter)):
-            raise kit.PatchError(
+            raise PatchError(
                 f"{target.interpreter}: cannot import gainkit, pytest and torch there; "
                 f"install gainkit into that environment first")
-    except kit.PatchError as error:
+    except PatchError as error:
         for line in error.lines:
             print(f"{PROG}: error: {line}", file=sys.stderr)
         return error.exit_code

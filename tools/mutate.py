@@ -246,12 +246,12 @@ def main(argv: List[str] | None = None) -> int:
         print(f"{PROG}: error: --json {args.json}: {args.json.parent} is not a directory",
               file=sys.stderr)
         return EXIT_USAGE
-    from gainkit.patching import kit
+    from gainkit.patching.errors import PatchError
     from gainkit.tools.check import conformance_dir
 
     try:
         suite = conformance_dir()
-    except kit.PatchError as error:
+    except PatchError as error:
         print(f"{PROG}: error: {error.lines[0]}", file=sys.stderr)
         return EXIT_USAGE
     options = runner.Options(suite=suite, device=args.device, seed=args.seed,

@@ -46,7 +46,11 @@ import argparse
 import sys
 from typing import List
 
-from gainkit.patching import kit
+from gainkit.patching.errors import EXIT_CONFLICT, EXIT_INTERRUPTED, EXIT_OK, PatchError
+from gainkit.patching.plan import APPLIES, CONFLICT, Plan, git_command, make_plan
+from gainkit.patching.run import apply, check, exclusive, revert
+from gainkit.patching.series import default_patch_dir, load_series
+from gainkit.patching.targets import python_target, tree_target
 from gainkit.tools import cli
 
 PROG = "gainkit patch"
@@ -61,36 +65,36 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an interpreter or virtual environment (default: this one)")
     parser.add_argument("--working-tree", action="store_true",
                         help="with --tree on a checkout: change files only, make no commits")
-    parser.add_argument("--patches", metavar="DIR", default=str(kit.default_patch_dir()),
+    parser.add_argument("--patches", metavar="DIR", default=str(default_patch_dir()),
                         help="the patch series directory (default: %(default)s)")
     return parser
 
 
-def status_lines(plan: kit.Plan) -> List[str]:
+def status_lines(plan: Plan) -> List[str]:
     width = max((len(verdict.patch.name) for verdict in plan.verdicts), default=0)
     lines = ["target: " + plan.target.describe()]
     lines += [f"{verdict.patch.name:<{width}}  {verdict.status:<9} ({verdict.reason})"
               for verdict in plan.verdicts]
-    command = kit.git_command(plan)
+    command = git_command(plan)
     return lines + ["with git alone: " + command if command else "nothing to apply"]
 
 
-def _run(command: str, plan: kit.Plan) -> int:
+def _run(command: str, plan: Plan) -> int:
     if command == "status":
         print("\n".join(status_lines(plan)))
-        return kit.EXIT_CONFLICT if plan.having(kit.CONFLICT) else kit.EXIT_OK
+        return EXIT_CONFLICT if plan.having(CONFLICT) else EXIT_OK
     if command == "check":
-        kit.check(plan)
-        print(f"ok: {len(plan.having(kit.APPLIES))} to apply to {plan.target.describe()}")
-        return kit.EXIT_OK
+        check(plan)
+        print(f"ok: {len(plan.having(APPLIES))} to apply to {plan.target.describe()}")
+        return EXIT_OK
     print("\n".join(status_lines(plan)[:-1]))
     if command == "apply":
-        done = kit.apply(plan)
+        done = apply(plan)
         print(f"applied {len(done)} patches" if done else "nothing to apply")
     else:
-        done = kit.revert(plan)
+        done = revert(plan)
         print(f"reverted {len(done)} patches" if done else "nothing to revert")
-    return kit.EXIT_OK
+    return EXIT_OK
 
 
 def main(argv: List[str] | None = None) -> int:
@@ -98,25 +102,25 @@ def main(argv: List[str] | None = None) -> int:
     target = None
     try:
         if args.working_tree and not args.tree:
-            raise kit.PatchError("--working-tree needs --tree")
-        patches = kit.load_series(args.patches)
+            raise PatchError("--working-tree needs --tree")
+        patches = load_series(args.patches)
         if args.tree:
-            target = kit.tree_target(args.tree, args.working_tree)
+            target = tree_target(args.tree, args.working_tree)
         else:
-            target = kit.python_target(args.python or sys.executable)
+            target = python_target(args.python or sys.executable)
         writing = args.command in ("apply", "revert")
-        with kit.exclusive(target, writing) as recovered:
+        with exclusive(target, writing) as recovered:
             for line in recovered:
                 print(line, flush=True)
-            return _run(args.command, kit.make_plan(patches, target))
-    except kit.PatchError as error:
+            return _run(args.command, make_plan(patches, target))
+    except PatchError as error:
         for line in error.lines:
             print(f"{PROG}: error: {line}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("{}: interrupted; {} is as it was".format(
             PROG, target.root if target else "the target"), file=sys.stderr)
-        return kit.EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,10 +1,8 @@
-"""Crash safety for the patch tool: one run at a time per target, and a journal to undo a
-run that was killed half-way.
+"""Crash safety for the patch tool: a journal to undo a run that was killed half-way, the one
+way a target file is replaced, and SIGINT held until it falls between two writes.
 
-The lock is ``.gainkit-patch.lock`` in the target root, held with ``flock`` for the whole run
-of every patch command (``status`` and ``check`` too: they may have to roll back a journal, which
-must never happen under a run that is still alive). The kernel drops the lock when its holder
-dies, so a killed run leaves no stale lock, only a file that the next run reuses.
+One run at a time per target is ``gainkit.patching.lock``; this module only has to make
+whatever that run writes undoable.
 
 The journal is a directory ``.gainkit-patch-XXXXXXXX`` in the target root holding
 ``journal.json`` and, under ``files/``, a copy of every file about to be replaced, whose mode
@@ -39,80 +37,14 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple, Union
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; runs there are not serialised
-    fcntl = None
-
-LOCK_NAME = ".gainkit-patch.lock"
 JOURNAL_PREFIX = ".gainkit-patch-"
 RECORD = "journal.json"
 PROBE = ".gainkit-probe"
 NEW_PREFIX = ".gainkit-new-"
 PREPARING, WRITING = "preparing", "writing"
 PAUSE_ENV = "GAINKIT_TEST_PAUSE_AFTER_PATCH"
-_READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 Content = Union[bytes, Path, None]  # bytes; a file (a backup) to put in place; None: absent
-
-
-class Busy(Exception):
-    """Another process holds the target's lock."""
-
-    def __init__(self, pid: str) -> None:
-        super().__init__(pid)
-        self.pid = pid
-
-
-class Lock:
-    """An exclusive flock on ``<root>/.gainkit-patch.lock`` holding the holder's pid."""
-
-    def __init__(self, root: Path) -> None:
-        self.path = Path(root) / LOCK_NAME
-        self.fd: int | None = None
-
-    def acquire(self) -> bool:
-        """Take the lock at once or raise Busy; False if the root takes no files (read-only)."""
-        if fcntl is None:
-            return True
-        while True:
-            try:
-                fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as error:
-                if error.errno in _READ_ONLY:
-                    return False
-                raise
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-                os.close(fd)
-                raise Busy(holder) from None
-            except BaseException:
-                os.close(fd)
-                raise
-            try:  # the holder before us may have unlinked the file we opened: lock anew
-                if os.path.samestat(os.fstat(fd), os.stat(str(self.path))):
-                    break
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-        self.fd = fd
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-        except OSError:  # a full disk: the lock holds all the same, without the pid
-            pass
-        return True
-
-    def release(self) -> None:
-        if self.fd is not None:
-            try:
-                os.unlink(str(self.path))  # while still locked, so nobody locks a dead file
-            except OSError:
-                pass
-            os.close(self.fd)
-            self.fd = None
 
 
 # -- writing ------------------------------------------------------------------------------
