@@ -21,7 +21,7 @@ import pytest
 
 from gainkit.patching import journal, lock
 from gainkit.patching.plan import APPLIES, make_plan
-from gainkit.patching.run import apply
+from gainkit.patching.run import apply, exclusive
 from gainkit.patching.series import default_patch_dir, load_series
 from gainkit.patching.targets import tree_target
 
@@ -74,7 +74,9 @@ def patched_digest(make_tree, tmp_path):
     """worktree_digest of a tree of that release after an uninterrupted apply."""
     def of(version: str = RELEASE, **options) -> str:
         tree = make_tree(version, where=tmp_path / f"reference-{version}", **options)
-        apply(plan_for(tree))
+        plan = plan_for(tree)
+        with exclusive(plan.target) as hold:
+            apply(plan, hold)
         return worktree_digest(tree)
     return of
 

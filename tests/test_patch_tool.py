@@ -20,7 +20,7 @@ from packaging.version import Version
 from gainkit.patching import journal, write
 from gainkit.patching.errors import PatchError
 from gainkit.patching.plan import APPLIED, APPLIES, CONFLICT, NOT_APPLICABLE, UPSTREAM, make_plan
-from gainkit.patching.run import apply
+from gainkit.patching.run import apply, exclusive
 from gainkit.patching.series import load_series
 from gainkit.patching.targets import python_target, tree_target
 from gainkit.tools import patch as cli
@@ -96,7 +96,8 @@ def test_backports_are_upstream_and_the_test_fix_still_applies(make_tree, series
     assert "test" in {role(verdict) for verdict in plan.having(APPLIES)}
     assert not plan.having(CONFLICT)
     assert not [verdict.reason for verdict in plan.verdicts if "yet it applies" in verdict.reason]
-    apply(plan)
+    with exclusive(plan.target) as hold:
+        apply(plan, hold)
     after = plan_for(tree, series)
     assert statuses(after) == {name: APPLIED if status == APPLIES else status
                                for name, status in statuses(plan).items()}
@@ -106,7 +107,9 @@ def test_apply_then_status_says_applied_and_selu_gain_is_three_quarters(make_tre
     tree = make_tree("1.7.1")
     with pytest.raises(ValueError, match="Unsupported nonlinearity selu"):
         gain(tree / "torch/nn/init.py", "selu")
-    applied = apply(plan_for(tree, series))
+    plan = plan_for(tree, series)
+    with exclusive(plan.target) as hold:
+        applied = apply(plan, hold)
     plan = plan_for(tree, series)
     assert {verdict.patch.name for verdict in plan.having(APPLIED)} == {
         verdict.patch.name for verdict in applied}

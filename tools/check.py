@@ -62,13 +62,13 @@ def main(argv: List[str] | None = None) -> int:
     try:
         target = python_target(args.python)
         patches = load_series(default_patch_dir())
-        with exclusive(target, writing=False) as recovered:
-            for line in recovered:
+        with exclusive(target, writing=False) as hold:
+            for line in hold.recovered:
                 print(line)
             plan = make_plan(patches, target)
             print("\n".join(patch_tool.status_lines(plan)[:-1]))
             if plan.having(APPLIES) and not args.no_patch:
-                done = apply(plan)
+                done = apply(plan, hold)
                 print(f"applied {len(done)} patches to {target.root}")
         if not _can_run_suite(str(target.interpreter)):
             raise PatchError(

@@ -48,7 +48,7 @@ from typing import List
 
 from gainkit.patching.errors import EXIT_CONFLICT, EXIT_INTERRUPTED, EXIT_OK, PatchError
 from gainkit.patching.plan import APPLIES, CONFLICT, Plan, git_command, make_plan
-from gainkit.patching.run import apply, check, exclusive, revert
+from gainkit.patching.run import Hold, apply, check, exclusive, revert
 from gainkit.patching.series import default_patch_dir, load_series
 from gainkit.patching.targets import python_target, tree_target
 from gainkit.tools import cli
@@ -79,7 +79,7 @@ def status_lines(plan: Plan) -> List[str]:
     return lines + ["with git alone: " + command if command else "nothing to apply"]
 
 
-def _run(command: str, plan: Plan) -> int:
+def _run(command: str, plan: Plan, hold: Hold) -> int:
     if command == "status":
         print("\n".join(status_lines(plan)))
         return EXIT_CONFLICT if plan.having(CONFLICT) else EXIT_OK
@@ -89,10 +89,10 @@ def _run(command: str, plan: Plan) -> int:
         return EXIT_OK
     print("\n".join(status_lines(plan)[:-1]))
     if command == "apply":
-        done = apply(plan)
+        done = apply(plan, hold)
         print(f"applied {len(done)} patches" if done else "nothing to apply")
     else:
-        done = revert(plan)
+        done = revert(plan, hold)
         print(f"reverted {len(done)} patches" if done else "nothing to revert")
     return EXIT_OK
 
@@ -109,10 +109,10 @@ def main(argv: List[str] | None = None) -> int:
         else:
             target = python_target(args.python or sys.executable)
         writing = args.command in ("apply", "revert")
-        with exclusive(target, writing) as recovered:
-            for line in recovered:
+        with exclusive(target, writing) as hold:
+            for line in hold.recovered:
                 print(line, flush=True)
-            return _run(args.command, make_plan(patches, target))
+            return _run(args.command, make_plan(patches, target), hold)
     except PatchError as error:
         for line in error.lines:
             print(f"{PROG}: error: {line}", file=sys.stderr)

@@ -18,7 +18,8 @@ One module per step, each saying why it stands apart:
 - ``journal``: what makes a run's writes undoable, and SIGINT held between them;
 - ``write``: writing a target all or nothing, and putting it back;
 - ``recovery``: rolling back what a killed run left;
-- ``run``: the commands (``exclusive``, ``check``, ``apply``, ``revert``).
+- ``run``: the commands: ``exclusive`` (the lock, taken once per command, and the Hold that
+  ``apply`` and ``revert`` write under), ``check``, ``apply``, ``revert``.
 
 The CLIs are ``gainkit.tools.patch`` and ``gainkit.tools.check``.
 """

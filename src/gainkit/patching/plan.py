@@ -17,6 +17,7 @@ import re
 import shlex
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -46,6 +47,9 @@ class Plan:
     before: Contents
     after_apply: Contents
     after_revert: Contents
+    # When the target had been read (time.perf_counter()), so that apply and revert can tell a
+    # plan made before the rollback that taking the lock did (run.Hold.predates).
+    made: float = field(default_factory=time.perf_counter, compare=False)
 
     def having(self, status: str) -> List[Verdict]:
         return [verdict for verdict in self.verdicts if verdict.status == status]

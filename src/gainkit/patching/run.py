@@ -1,17 +1,20 @@
 """The commands on a target: check, apply and revert, one run at a time.
 
-:func:`exclusive` holds the target's lock (``gainkit.patching.lock``) for a whole command and
-first rolls back what a killed run left (``gainkit.patching.recovery``). :func:`apply` and
-:func:`revert` then write the plan (``gainkit.patching.write``) with SIGINT held between two
-writes, so that a terminal Ctrl-C never cuts one in half; in a checkout, only once the index is
-clean and the touched files have no local changes (``git.check_checkout``).
+:func:`exclusive` takes the target's lock (``gainkit.patching.lock``) once for a whole command,
+first rolls back what a killed run left (``gainkit.patching.recovery``), and yields the
+:class:`Hold` that :func:`apply` and :func:`revert` require: they write under the caller's lock
+and never take it themselves. They write the plan (``gainkit.patching.write``) with SIGINT
+held between two writes, so that a terminal Ctrl-C never cuts one in half; in a checkout, only
+once the index is clean and the touched files have no local changes (``git.check_checkout``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Set
+from typing import Iterator, List
 
 from gainkit.patching import git, journal
 from gainkit.patching.errors import EXIT_CONFLICT, PatchError
@@ -21,20 +24,29 @@ from gainkit.patching.recovery import recover
 from gainkit.patching.targets import Target
 from gainkit.patching.write import am, unmake_commits, write_files
 
-_HELD: Set[Path] = set()  # targets whose lock this process holds
+
+@dataclass
+class Hold:
+    """A target's lock, held by :func:`exclusive` for one command; apply and revert need it."""
+
+    root: Path
+    recovered: List[str]  # one line per rollback of a killed run, done on taking the lock
+    since: float  # time.perf_counter() once those rollbacks were done
+
+    def predates(self, plan: Plan) -> bool:
+        """Whether plan read the target before a rollback of this hold changed it."""
+        return bool(self.recovered) and plan.made < self.since
 
 
 @contextlib.contextmanager
-def exclusive(target: Target, writing: bool = True) -> Iterator[List[str]]:
+def exclusive(target: Target, writing: bool = True) -> Iterator[Hold]:
     """Hold the target's lock for a whole command, after rolling back what a killed run left.
 
-    Yields one line per rollback. Another run holding the lock is refused at once. A target
-    that takes no new files is only read (writing=False), since no run can change it then.
+    Yields the Hold, with one line per rollback. Another run holding the lock is refused at
+    once. A target that takes no new files is only read (writing=False), since no run can
+    change it then.
     """
     root = target.root
-    if root in _HELD:
-        yield []
-        return
     lock = Lock(root)
     # A Ctrl-C while the lock file is being made waits until the lock is ours to release, so
     # it cannot leave the file behind.
@@ -49,12 +61,11 @@ def exclusive(target: Target, writing: bool = True) -> Iterator[List[str]]:
         except OSError as error:
             lock.release()
             raise PatchError(f"{root}: cannot create files in it: {error.strerror}") from None
-    _HELD.add(root)
     try:
         held.checkpoint("locked")
-        yield recover(target, writable=locked)
+        recovered = recover(target, writable=locked)
+        yield Hold(root, recovered, time.perf_counter())
     finally:
-        _HELD.discard(root)
         lock.release()
 
 
@@ -66,34 +77,34 @@ def check(plan: Plan) -> None:
                            for verdict in conflicts], exit_code=EXIT_CONFLICT)
 
 
-def apply(plan: Plan) -> List[Verdict]:
+def apply(plan: Plan, hold: Hold) -> List[Verdict]:
     """Apply every APPLIES patch, all or nothing; returns them (none: nothing to do)."""
     check(plan)
-    todo = plan.having(APPLIES)
-    changes = plan.changes(plan.after_apply)
-    if todo:
-        with exclusive(plan.target) as recovered, journal.HeldInterrupt() as held:
-            if recovered:  # the plan was made on what the rollback has just undone
-                raise PatchError(f"{recovered[0]}; plan again")
-            if plan.target.use_am:
-                git.check_checkout(plan.target.root, list(changes), committing=True)
-                am(plan, held)
-            else:
-                write_files(plan, changes, held, "apply")
-    return todo
+    return _change(plan, hold, "apply")
 
 
-def revert(plan: Plan) -> List[Verdict]:
+def revert(plan: Plan, hold: Hold) -> List[Verdict]:
     """Undo every APPLIED patch, all or nothing; returns them (none: nothing to do)."""
-    todo = plan.having(APPLIED)
-    changes = plan.changes(plan.after_revert)
+    return _change(plan, hold, "revert")
+
+
+def _change(plan: Plan, hold: Hold, command: str) -> List[Verdict]:
+    """Write what command ("apply" or "revert") makes of the target, under hold's lock."""
+    applying = command == "apply"
+    todo = plan.having(APPLIES if applying else APPLIED)
+    changes = plan.changes(plan.after_apply if applying else plan.after_revert)
     if todo:
-        with exclusive(plan.target) as recovered, journal.HeldInterrupt() as held:
-            if recovered:  # the plan was made on what the rollback has just undone
-                raise PatchError(f"{recovered[0]}; plan again")
+        if hold.root != plan.target.root:  # a caller's slip, or it would write unlocked
+            raise ValueError(f"{plan.target.root}: planned, but the lock held is {hold.root}")
+        if hold.predates(plan):  # the plan was made on what the rollback has just undone
+            raise PatchError(f"{hold.recovered[0]}; plan again")
+        with journal.HeldInterrupt() as held:
             if plan.target.use_am:
-                git.check_checkout(plan.target.root, list(changes), committing=False)
-                unmake_commits(plan)
+                git.check_checkout(plan.target.root, list(changes), committing=applying)
+                if applying:
+                    am(plan, held)
+                else:
+                    unmake_commits(plan)
             else:
-                write_files(plan, changes, held, "revert")
+                write_files(plan, changes, held, command)
     return todo
