@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from pathlib import Path
 
 try:
@@ -21,6 +22,21 @@ except ImportError:  # Windows: no flock; runs there are not serialised
 
 LOCK_NAME = ".gainkit-patch.lock"
 _READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _holder(fd: int) -> str:
+    """The pid in a lock file that another run holds, or "unknown".
+
+    The holder writes its pid just after it takes the lock, so a run refused in between reads
+    an empty file: it waits a little for the pid rather than name nobody.
+    """
+    for _ in range(50):
+        os.lseek(fd, 0, os.SEEK_SET)
+        written = os.read(fd, 32).decode("ascii", "replace")
+        if written.endswith("\n"):  # the pid and its newline come in one write
+            return written.strip() or "unknown"
+        time.sleep(0.01)
+    return "unknown"  # a holder on a full disk, which could not write its pid
 
 
 class Busy(Exception):
@@ -52,7 +68,7 @@ class Lock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                holder = _holder(fd)
                 os.close(fd)
                 raise Busy(holder) from None
             except BaseException:
