@@ -436,3 +436,20 @@ def test_numeric_derivative_fallback_matches_analytic():
 def test_theory_does_not_import_torch():
     code = "import sys, gainkit.meanfield.theory; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("name", ["tanh", "selu", "sigmoid"])
+def test_interpolated_layer_noise_matches_quadrature(name):
+    # On a lattice node, cubic interpolation is exact: every field comes back from the flat
+    # vector under its own name. Between nodes it stays within the lattice's error.
+    from dataclasses import fields
+
+    from gainkit.meanfield import finitewidth
+
+    for s, tolerance in [(math.exp(3 * finitewidth.LATTICE), 1e-9), (0.737, 1e-4)]:
+        interpolated = finitewidth.layer_noise(name, None, s)
+        direct = finitewidth._layer_noise(name, None, s)
+        for field in fields(finitewidth.LayerNoise):
+            assert np.allclose(np.ravel(getattr(interpolated, field.name)),
+                               np.ravel(getattr(direct, field.name)),
+                               rtol=tolerance, atol=tolerance), (name, s, field.name)

@@ -138,18 +138,35 @@ def layer_noise(name, slope: float | None, s: float) -> LayerNoise:
 LATTICE = 0.1  # ln s spacing of the interpolation lattice
 
 
+# How each LayerNoise field lies in the flat vector the lattice interpolates: (name, shape),
+# with shape () for a float. Fields are packed and unpacked by name, never by position.
+_VECTOR_LAYOUT = (("log_post", ()), ("post_slope", ()), ("post_curvature", ()),
+                  ("log_dphi", ()), ("chi_slope", ()), ("chi_curvature", ()),
+                  ("covariance", (3, 3)), ("projection", ()), ("skewness", (3,)),
+                  ("kurtosis_post", ()), ("kurtosis_dphi", ()))
+
+
 @lru_cache(maxsize=None)
 def _noise_vector(name, slope: float | None, node: int) -> Tuple[float, ...]:
     noise = _layer_noise(name, slope, math.exp(node * LATTICE))
-    return (noise.log_post, noise.post_slope, noise.post_curvature, noise.log_dphi,
-            noise.chi_slope, noise.chi_curvature) + tuple(np.ravel(noise.covariance)) + (
-        noise.projection,) + tuple(noise.skewness) + (noise.kurtosis_post, noise.kurtosis_dphi)
+    return tuple(float(value) for field, _ in _VECTOR_LAYOUT
+                 for value in np.ravel(getattr(noise, field)))
 
 
 def _noise_from_vector(vector: np.ndarray) -> LayerNoise:
-    values = [float(v) for v in vector]
-    covariance = tuple(tuple(values[6 + 3 * row:9 + 3 * row]) for row in range(3))
-    return LayerNoise(*values[:6], covariance, values[15], tuple(values[16:19]), *values[19:])
+    values, at = {}, 0
+    for field, shape in _VECTOR_LAYOUT:
+        size = int(np.prod(shape))
+        part = [float(v) for v in vector[at:at + size]]
+        at += size
+        if not shape:
+            values[field] = part[0]
+        elif len(shape) == 1:
+            values[field] = tuple(part)
+        else:
+            values[field] = tuple(tuple(part[row * shape[1]:(row + 1) * shape[1]])
+                                  for row in range(shape[0]))
+    return LayerNoise(**values)
 
 
 def window_weights(depth: int, layers: Sequence[int]) -> np.ndarray:
