@@ -432,3 +432,23 @@ def test_a_results_file_named_twice_counts_once(capsys, tmp_path, real_results):
     write(tmp_path / "results", "py38-torch1.7.1", as_release(real_results, "1.7.1"))
     code, out, _ = run_report(capsys, path.parent, path)
     assert code == 0 and "**All 2 releases conform.**" in out
+
+
+def test_real_results_follow_the_published_schema(real_results):
+    jsonschema = pytest.importorskip("jsonschema", reason="schema tests need jsonschema")
+    from gainkit import schemas
+
+    schema = schemas.load("results")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(real_results, schema)
+    kinds = {record["kind"] for record in real_results["records"]}
+    assert {"value", "docstring", "init"} <= kinds
+    # negative controls: what the schema must refuse
+    broken = copy.deepcopy(real_results)
+    del next(r for r in broken["records"] if r["kind"] == "init")["verdict"]
+    with pytest.raises(jsonschema.ValidationError, match="'verdict' is a required property"):
+        jsonschema.validate(broken, schema)
+    broken = copy.deepcopy(real_results)
+    broken["verdict"]["status"] = "fine"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)

@@ -31,6 +31,13 @@ def user_repo(tmp_path) -> Path:
     return tmp_path
 
 
+def assert_follows_the_schema(results: dict) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="schema tests need jsonschema")
+    from gainkit import schemas
+
+    jsonschema.validate(results, schemas.load("results"))
+
+
 def pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
                           cwd=str(folder), capture_output=True, text=True, timeout=600)
@@ -66,7 +73,9 @@ def test_a_listed_deviation_lets_a_fork_gate_on_the_rest(user_repo):
                       "deviations.txt", "--gainkit-json", "r.json")
     assert gated.returncode == 0, gated.stdout[-3000:]
     assert "1 xfailed" in gated.stdout
-    record = json.loads((user_repo / "r.json").read_text())["deviations"]
+    results = json.loads((user_repo / "r.json").read_text())
+    assert_follows_the_schema(results)
+    record = results["deviations"]
     assert record["selected"] == {"test_values.py::test_documented_value_and_type[tanh]": 1}
     assert record["no_longer_deviating"] == [] and record["unmatched"] == []
 
@@ -134,7 +143,9 @@ def test_the_summary_ends_with_the_verdict_line(user_repo):
     conforming = pytest_in(user_repo, "--pyargs", "gainkit.conformance.test_init_functions",
                            "-k", "xavier and linear-700to300", "--gainkit-json", "r.json")
     assert conforming.returncode == 0, conforming.stdout[-3000:]
-    verdict = json.loads((user_repo / "r.json").read_text())["verdict"]
+    results = json.loads((user_repo / "r.json").read_text())
+    assert_follows_the_schema(results)
+    verdict = results["verdict"]
     line = next(line for line in conforming.stdout.splitlines() if line.startswith("gainkit: "))
     assert line == "gainkit: " + verdict["line"]
     counts = verdict["counts"]
