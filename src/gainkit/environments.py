@@ -110,9 +110,9 @@ class Probe:
 
 def probe(interpreter: str) -> Probe:
     """Which Python ``interpreter`` is and which of gainkit, pytest and torch import there;
-    it runs isolated (``-I``, :func:`clean_environ`) and changes nothing."""
+    it runs isolated (``-I``, :func:`clean_environ`) and writes nothing, not even bytecode."""
     try:
-        done = subprocess.run([interpreter, "-I", "-c", _PROBE], capture_output=True,
+        done = subprocess.run([interpreter, "-I", "-B", "-c", _PROBE], capture_output=True,
                               text=True, env=clean_environ(), timeout=PROBE_TIMEOUT)
     except OSError as error:
         raise PatchError(f"{interpreter}: cannot run it: {error.strerror}") from None
