@@ -183,3 +183,31 @@ def test_an_old_env_is_refused_without_gainkit_then_checked_by_its_own(old_env):
         subprocess.run([python, "-I", "-m", "gainkit.tools.patch", "revert", "--python", python],
                        capture_output=True)
     assert digest(torch_dir / "nn") == before
+
+
+def test_another_gainkit_version_there_is_named_and_its_own_check_runs(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import gainkit
+    from gainkit.tools import check
+
+    ran = {}
+
+    def run(command, env):
+        ran.update(command=command, env=env)
+        return SimpleNamespace(returncode=1)
+
+    monkeypatch.setattr(check.subprocess, "run", run)
+    monkeypatch.setenv("PYTHONPATH", "/caller/site-packages")
+    probe = environments.Probe("/t/bin/python", "3.8.18", "/t", {
+        "gainkit": {"version": "0.0.9"}, "pytest": {"version": "8.3.5"},
+        "torch": {"version": "1.7.1"}})
+    code = check._in_target(SimpleNamespace(no_patch=True), ["-k", "tanh"], probe)
+    assert code == 1  # the target's verdict, unchanged
+    assert ran["command"] == ["/t/bin/python", "-I", "-m", "gainkit.tools.check", "--no-patch",
+                              "-k", "tanh"]
+    assert "PYTHONPATH" not in ran["env"]
+    note = capsys.readouterr().out.splitlines()[0]
+    assert note == (f"gainkit check: note: /t/bin/python has gainkit 0.0.9, this is gainkit "
+                    f"{gainkit.__version__}: running the one installed there (its patch series "
+                    "and suite)")
