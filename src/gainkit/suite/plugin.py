@@ -6,7 +6,10 @@ a package collected through ``--pyargs`` is loaded too late to add options). Bei
 every pytest run of the environment, it stays inert unless the run collects gainkit's suite:
 its options are all ``--gainkit-*`` (a user's conftest.py may well define ``--device`` and
 ``--seed``), it imports no torch until it is active, and it then sets torch's determinism
-flags, names the library under test in the header and writes the results.
+flags, names the library under test in the header, ends the terminal summary with the run's
+verdict line (gainkit.suite.summary) and writes the results. Its outputs (``--gainkit-json``,
+``--junitxml``) are checked before the first test (gainkit.outputs): an unwritable path is
+pytest's usage error, one line; the results file is written whole or not at all (exit 3).
 
 Expected deviations (``--gainkit-deviations FILE``, after array-api-tests' ``--xfails-file``):
 one entry a line, ``#`` comments; an entry selects every test whose id, from the file name on
