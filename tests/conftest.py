@@ -183,3 +183,26 @@ def start_cli(series_dir):
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+# -- places no output can be written to (tests of every output option) ----------------------
+
+@pytest.fixture(params=["under-a-file", "immutable-folder"])
+def unwritable(request, tmp_path):
+    """(folder no file can be created in, the OS's reason). As root, permission bits stop
+    nothing, so the two are a path under a regular file and a folder made immutable with
+    `chattr +i` (skipped, with the reason, where chattr does not work on this filesystem)."""
+    if request.param == "under-a-file":
+        regular = tmp_path / "regular-file"
+        regular.write_text("a file, not a folder\n")
+        yield regular, "Not a directory"
+        return
+    folder = tmp_path / "immutable"
+    folder.mkdir()
+    made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"chattr +i fails here: {(made.stderr or made.stdout).strip()}")
+    try:
+        yield folder, "Operation not permitted"
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)

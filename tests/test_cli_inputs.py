@@ -281,8 +281,10 @@ OTHER_CASES = {
         (["--seeds", "banana"], 2, r"gainkit mutate: error: argument --seeds: .*"),
         (["--seeds", "-1"], 2, r"gainkit mutate: error: argument --seeds: .*"),
         (["--jobs", "0"], 2, r"gainkit mutate: error: argument --jobs: .*"),
-        (["--json", "{tmp}/nowhere/results.json"], 2, r"gainkit mutate: error: --json "
-                                                       r"{tmp}/nowhere/results\.json: .*"),
+        (["--json", "{tmp}/notes.txt/results.json"], 2, r"gainkit mutate: error: --json "
+                                                         r"{tmp}/notes\.txt/results\.json: "
+                                                         r"{tmp}/notes\.txt is not a "
+                                                         r"directory: Not a directory"),
     ],
 }
 

@@ -370,7 +370,7 @@ def test_custom_callable_and_class(custom_path):
     (["softmax"], "not elementwise"),
     (["dropout"], "not deterministic"),
     (["glu"], "glu(x) fails on a tensor"),
-    (["linear"], "fails on a tensor"),
+    (["bilinear"], "fails on a tensor"),  # a layer; linear is the identity alias
     (["threshold"], "missing"),
     (["custom_activations:log"], "log(x) gives nan at x = -0.00195312"),
     (["custom_activations:step"], "not differentiable by autograd"),
@@ -479,7 +479,7 @@ def test_help_does_not_import_torch():
 def test_help_documents_exit_codes():
     done = run_tool("--help")
     assert done.returncode == 0
-    assert "Exit codes:" in done.stdout and "2   usage or bad input" in done.stdout
+    assert "Exit codes:" in done.stdout and "2   usage error, or an activation" in done.stdout
 
 
 def test_all_reports_without_fixed_point_in_its_row():
@@ -491,3 +491,67 @@ def test_all_reports_without_fixed_point_in_its_row():
     assert [row.get("no_fixed_point") for row in relu["at"]] == [
         None, "q -> inf: the signal blows up"]
     assert "softmax" in report["skipped"] and "softmax" not in names
+
+
+# -- names users type, several activations, the JSON schema ---------------------------------
+
+@pytest.mark.parametrize("alias, canonical", [
+    ("identity", "nn.Identity"), ("linear", "nn.Identity"), ("swish", "silu"),
+    ("log_sigmoid", "logsigmoid"), ("hard_swish", "hardswish"), ("lrelu:0.2", "leaky_relu:0.2"),
+])
+def test_an_alias_is_the_activation_it_names(resolved, alias, canonical):
+    if canonical.split(":")[0] in ("silu", "hardswish") and not hasattr(
+            torch.nn.functional, canonical):
+        pytest.skip(f"no F.{canonical} in this torch")
+    meant, named = resolved(alias), resolved(canonical)
+    assert (meant.name, meant.definition) == (alias, named.definition)
+    assert (meant.gain_args, meant.kinks) == (named.gain_args, named.kinks)
+    assert gainsheet.analyse(meant, [], 1.0, True)["gains"] == \
+        gainsheet.analyse(named, [], 1.0, True)["gains"]
+
+
+def test_linear_and_identity_are_calculate_gains_linear(resolved):
+    for word in ("linear", "identity"):
+        act = resolved(word)
+        assert act.gain_args == ("linear",) and act.definition == "torch.nn.Identity()(x)"
+
+
+def test_help_lists_every_alias_of_the_registry():
+    from gainkit import activations
+
+    done = run_tool("--help")
+    listed = done.stdout.split("aliases (the torch name each stands for):", 1)[1]
+    for word, spelling in activations.aliases().items():
+        line = next(line for line in listed.splitlines() if f" -> {spelling}" in line)
+        assert word in line.split(" -> ")[0].replace(",", " ").split()
+
+
+def test_each_activation_gets_its_rows_or_its_own_error_line():
+    done = run_tool("relu", "identity", "no_such_thing", "tanh", "--gain", "1.3")
+    assert done.returncode == 2
+    errors = done.stderr.splitlines()
+    assert errors == [
+        "gainkit gains: error: identity has no fixed point at gain 1.3 (given): q -> inf: "
+        "the signal blows up",
+        "gainkit gains: error: unknown activation 'no_such_thing': not a torch.nn.functional "
+        "function, not a torch.nn module class, not package.module:callable"]
+    rows = [line.split()[0] for line in done.stdout.splitlines()[3:] if line.strip()]
+    assert {"relu", "tanh"} <= set(rows) and "identity" not in rows
+
+
+def test_json_lists_the_failed_and_follows_the_schema():
+    jsonschema = pytest.importorskip("jsonschema", reason="schema tests need jsonschema")
+    from gainkit import schemas
+
+    done = run_tool("relu", "selu", "identity", "--gain", "1.2", "--gain", "critical",
+                    "--format", "json", "--verify")
+    assert done.returncode == 2  # identity has no fixed point at 1.2
+    report = json.loads(done.stdout)
+    assert [item["name"] for item in report["activations"]] == ["relu", "selu"]
+    assert [item["name"] for item in report["failed"]] == ["identity"]
+    jsonschema.validate(report, schemas.load("gains"))
+    assert report["activations"][0]["at"][0]["xi_grad"] == "inf"
+    # the schema is what catches a wrong encoding: a bare string where a number belongs
+    report["activations"][0]["at"][0]["xi_grad"] = "infinity"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(report, schemas.load("gains"))

@@ -133,11 +133,40 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, faked, capsys):
     assert err.count("\n") == 1
 
 
-def test_unwritable_json_path_exits_2_before_running(faked, capsys, tmp_path):
-    target = tmp_path / "missing" / "out.json"
+def test_unwritable_json_path_exits_2_before_running(faked, capsys, unwritable, monkeypatch):
+    folder, reason = unwritable
+    target = folder / "out.json"
+    monkeypatch.setattr(runner, "kill", lambda *a: pytest.fail("ran before checking --json"))
     assert mutate.main(["--mutants", VALUES_ONLY, "--json", str(target)]) == 2
-    assert "is not a directory" in capsys.readouterr().err
-    assert not target.parent.exists()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"gainkit mutate: error: --json {target}: ")
+    assert captured.err.endswith(reason + "\n") and captured.err.count("\n") == 1
+
+
+def test_missing_folders_of_the_json_path_are_created(faked, capsys, tmp_path):
+    faked[VALUES_ONLY] = fake_run(1, ["test_values.py::test_rejects[bool-true]"])
+    target = tmp_path / "new" / "out.json"
+    assert mutate.main(["--mutants", VALUES_ONLY, "--seeds", "0", "--json", str(target)]) == 0
+    assert json.loads(target.read_text())["kill_rate"] == 1.0
+
+
+def test_a_json_write_that_fails_after_the_runs_exits_3_with_no_half_file(
+        faked, capsys, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from gainkit import outputs
+
+    def disk_full(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    faked[VALUES_ONLY] = fake_run(1, ["test_values.py::test_rejects[bool-true]"])
+    monkeypatch.setattr(outputs.os, "fsync", disk_full)
+    target = tmp_path / "out.json"
+    assert mutate.main(["--mutants", VALUES_ONLY, "--seeds", "0", "--json", str(target)]) == 3
+    assert "writing failed: No space left on device" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
 
 
 def test_list_describes_every_mutant(capsys):

@@ -95,7 +95,7 @@ def test_real_run_conforms_and_names_every_gain(capsys, tmp_path, real_results):
     path = write(tmp_path, "py311-torch2.13.0", real_results)
     code, out, err = run_report(capsys, path)
     assert (code, err) == (0, "")
-    assert "**All 1 release conform" in out
+    assert "**The one release conforms.**" in out
     for case in GAINS:
         assert table_row(out, case.id)[1].startswith("✅ pass")
     for case in REFERENCES:
@@ -384,3 +384,71 @@ def test_releases_with_identical_profiles_share_one_line_and_legend_entry():
     assert [label for label, _ in groups] == [
         "r0, …, r5 (6 releases, identical)", "odd-q", "odd-grad"]
     assert [label for label, _ in plots._identical_profiles(usable[:2], depth=2)] == ["r0, r1"]
+
+
+@pytest.mark.parametrize("option", ["--output", "--plots"])
+def test_an_output_that_cannot_be_written_is_one_line_exit_2_before_anything(
+        capsys, tmp_path, real_results, unwritable, monkeypatch, option):
+    folder, reason = unwritable
+    given = write(tmp_path / "in", "r", real_results)
+    elsewhere = tmp_path / "elsewhere"
+    bad = folder / ("report.md" if option == "--output" else "plots")
+    other = (["--plots", elsewhere / "plots"] if option == "--output"
+             else ["--output", elsewhere / "report.md"])
+    monkeypatch.setattr(judging, "build_matrix", lambda *a, **k: pytest.fail("judged first"))
+    code, out, err = run_report(capsys, given, option, bad, *other)
+    assert (code, out) == (2, "")
+    assert err == f"gainkit report: error: {option} {bad}: " + err.split(": ", 3)[-1]
+    assert err.rstrip().endswith(reason) and len(err.splitlines()) == 1
+    assert not elsewhere.exists()
+
+
+def test_a_report_write_that_fails_midway_exits_3_and_leaves_no_half_file(
+        capsys, tmp_path, real_results, monkeypatch):
+    import errno
+    import os
+
+    from gainkit import outputs
+
+    def disk_full(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(outputs.os, "fsync", disk_full)
+    output = tmp_path / "out" / "report.md"
+    code, out, err = run_report(capsys, write(tmp_path / "in", "r", real_results),
+                                "--output", output)
+    assert code == 3 and "Traceback" not in err
+    assert err.startswith(f"gainkit report: error: --output {output}: writing failed: No "
+                          "space left on device")
+    assert not output.exists() and os.listdir(output.parent) == []
+
+
+def test_a_results_file_named_twice_counts_once(capsys, tmp_path, real_results):
+    path = write(tmp_path / "results", "py311-torch2.13.0", real_results)
+    (tmp_path / "link.json").symlink_to(path)
+    code, out, err = run_report(capsys, path.parent, path, tmp_path / "link.json")
+    assert (code, err) == (0, "")
+    assert "**The one release conforms.**" in out
+    write(tmp_path / "results", "py38-torch1.7.1", as_release(real_results, "1.7.1"))
+    code, out, _ = run_report(capsys, path.parent, path)
+    assert code == 0 and "**All 2 releases conform.**" in out
+
+
+def test_real_results_follow_the_published_schema(real_results):
+    jsonschema = pytest.importorskip("jsonschema", reason="schema tests need jsonschema")
+    from gainkit import schemas
+
+    schema = schemas.load("results")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(real_results, schema)
+    kinds = {record["kind"] for record in real_results["records"]}
+    assert {"value", "docstring", "init"} <= kinds
+    # negative controls: what the schema must refuse
+    broken = copy.deepcopy(real_results)
+    del next(r for r in broken["records"] if r["kind"] == "init")["verdict"]
+    with pytest.raises(jsonschema.ValidationError, match="'verdict' is a required property"):
+        jsonschema.validate(broken, schema)
+    broken = copy.deepcopy(real_results)
+    broken["verdict"]["status"] = "fine"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)

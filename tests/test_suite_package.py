@@ -8,6 +8,7 @@ header naming the library under test, and the expected-deviations file.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,13 @@ def user_repo(tmp_path) -> Path:
     (tmp_path / "test_own.py").write_text("def test_own(request):\n"
                                           "    assert request.config.getoption('seed') == 99\n")
     return tmp_path
+
+
+def assert_follows_the_schema(results: dict) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="schema tests need jsonschema")
+    from gainkit import schemas
+
+    jsonschema.validate(results, schemas.load("results"))
 
 
 def pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
@@ -65,7 +73,9 @@ def test_a_listed_deviation_lets_a_fork_gate_on_the_rest(user_repo):
                       "deviations.txt", "--gainkit-json", "r.json")
     assert gated.returncode == 0, gated.stdout[-3000:]
     assert "1 xfailed" in gated.stdout
-    record = json.loads((user_repo / "r.json").read_text())["deviations"]
+    results = json.loads((user_repo / "r.json").read_text())
+    assert_follows_the_schema(results)
+    record = results["deviations"]
     assert record["selected"] == {"test_values.py::test_documented_value_and_type[tanh]": 1}
     assert record["no_longer_deviating"] == [] and record["unmatched"] == []
 
@@ -90,3 +100,67 @@ def test_missing_deviations_file_is_a_usage_error(user_repo):
     assert done.returncode == 4  # pytest's usage-error code, before any test runs
     assert "--gainkit-deviations nope.txt: No such file or directory" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("option", ["--gainkit-json", "--junitxml"])
+def test_an_output_that_cannot_be_written_stops_the_run_before_any_test(user_repo, unwritable,
+                                                                        option):
+    folder, reason = unwritable
+    bad = folder / "out" / "results.file"
+    done = pytest_in(user_repo, "--pyargs", VALUES, option, str(bad))
+    assert done.returncode == 4, done.stdout[-3000:]  # pytest's usage error, as for any option
+    assert "passed" not in done.stdout and "Traceback" not in done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert errors == [f"ERROR: {option} {bad}: " + errors[0].split(": ", 2)[-1]]
+    assert errors[0].endswith(reason)
+
+
+FULL_DISK_PLUGIN = '''
+import errno, os
+
+def pytest_sessionstart(session):
+    def disk_full(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    os.fsync = disk_full
+'''
+
+
+def test_a_results_write_that_fails_at_the_end_exits_3_and_leaves_no_half_file(user_repo):
+    (user_repo / "full_disk.py").write_text(FULL_DISK_PLUGIN)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "full_disk",
+         "--pyargs", VALUES, "--gainkit-json", "out/r.json", "-k", "tanh"],
+        cwd=str(user_repo), capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=str(user_repo)))
+    assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "ERROR: --gainkit-json out/r.json: writing failed: No space left on device" in \
+        done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert os.listdir(user_repo / "out") == []
+
+
+def test_the_summary_ends_with_the_verdict_line(user_repo):
+    conforming = pytest_in(user_repo, "--pyargs", "gainkit.conformance.test_init_functions",
+                           "-k", "xavier and linear-700to300", "--gainkit-json", "r.json")
+    assert conforming.returncode == 0, conforming.stdout[-3000:]
+    results = json.loads((user_repo / "r.json").read_text())
+    assert_follows_the_schema(results)
+    verdict = results["verdict"]
+    line = next(line for line in conforming.stdout.splitlines() if line.startswith("gainkit: "))
+    assert line == "gainkit: " + verdict["line"]
+    counts = verdict["counts"]
+    assert verdict["status"] == "conforms" and counts["passed"] > 0 and counts["failed"] == 0
+    assert line.startswith("gainkit: torch ") and f" conforms: {counts['passed']} passed" in line
+    import torch
+
+    if not torch.cuda.is_available():  # the cuda cases are skipped, and the line says why
+        assert counts["skipped"] > 0
+        assert (f"{counts['skipped']} skipped ({counts['skipped']}: CUDA not available: "
+                "torch.cuda.is_available() is False)") in line
+
+    mutant = ("-p", "gainkit.mutation.catalogue", "--gainkit-mutant", "gain-tanh-x1.05")
+    deviating = pytest_in(user_repo, "--pyargs", VALUES, *mutant, "-k",
+                          "test_documented_value_and_type")
+    assert deviating.returncode == 1
+    line = next(line for line in deviating.stdout.splitlines() if line.startswith("gainkit: "))
+    assert " DEVIATES: 1 failed, " in line, line

@@ -28,10 +28,18 @@ prints the measured output second moment and gradient growth against the predict
 finite-width corrections and a 3-sigma band (gainkit.meanfield.finitewidth), for any activation
 (phi' by autograd).
 
+Common names work too (identity, linear, swish, log_sigmoid, ...: the list below). With
+several activations, each gets its rows or its own error line on stderr; --format json lists
+the failed ones under "failed" and follows src/gainkit/schemas/gains.schema.json (infinite
+values as the strings "inf" and "-inf").
+
 Exit codes:
-    0   done (with --all, a gain without a fixed point is reported in its row)
-    2   usage or bad input: unknown name, not elementwise, not differentiable, gives nan or
-        inf, no fixed point at a gain asked for (q* -> inf), no critical gain for --gain critical
+    0   every activation analysed (with --all, a gain without a fixed point is reported in
+        its row)
+    2   usage error, or an activation named could not be analysed (its error line says
+        why: unknown name, not elementwise, not differentiable, gives nan or inf, no fixed
+        point at a gain asked for (q* -> inf), no critical gain for --gain critical); the
+        others are still reported
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, List
 
+from gainkit import activations
 from gainkit.meanfield import theory
 from gainkit.reports import markdown
 from gainkit.tools import cli
@@ -68,8 +77,17 @@ def _gain(text: str):
     return value
 
 
+def _aliases_help() -> str:
+    spelled: dict = {}
+    for word, spelling in activations.aliases().items():
+        spelled.setdefault(spelling, []).append(word)
+    return "aliases (the torch name each stands for):\n" + "\n".join(
+        f"    {', '.join(words)} -> {spelling}" for spelling, words in spelled.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.ToolParser(PROG, __doc__)
+    parser.epilog = _aliases_help()
     parser.add_argument("activations", nargs="*", metavar="ACTIVATION")
     parser.add_argument("--all", action="store_true",
                         help="every elementwise activation in torch.nn.functional")
@@ -101,8 +119,28 @@ def _resolve(spec: str) -> acts.TorchActivation:
         raise InputError(str(error)) from None
 
 
-def collect(args) -> dict:
+def _analysed(spec: str, act, args, strict: bool) -> dict:
     from gainkit.gains import gainsheet
+    from gainkit.gains import torch_activations as acts
+
+    try:
+        result = gainsheet.analyse(act, args.gain, args.q0, strict)
+    except acts.ActivationError as error:  # met only during the analysis (far out)
+        raise InputError(f"{spec}: {error}") from None
+    except gainsheet.SheetError as error:
+        raise InputError(str(error)) from None
+    if args.verify:
+        try:
+            result["verify"] = gainsheet.verify(act, result["at"], args.q0)
+        except (ValueError, ArithmeticError) as error:  # the noise model of a dead signal
+            if strict:
+                raise InputError(f"--verify: {spec}: {error}") from None
+            result["not_verified"] = str(error)
+    return result
+
+
+def collect(args) -> dict:
+    """Each activation's gain sheet, or (``failed``) the one-line reason it has none."""
     from gainkit.gains import torch_activations as acts
 
     strict = not args.all
@@ -112,33 +150,20 @@ def collect(args) -> dict:
         specs = list(args.activations) + [n for n in names if n not in args.activations]
     else:
         specs = args.activations
-    results = []
+    results, failed = [], []
     for spec in specs:
         try:
             act = _resolve(spec)
+            if args.only_missing and acts.pytorch_gain(act)[0] is not None:
+                continue
+            results.append(_analysed(spec, act, args, strict))
         except InputError as error:
-            if spec in args.activations:
-                raise
-            skipped[spec] = str(error)
-            continue
-        if args.only_missing and acts.pytorch_gain(act)[0] is not None:
-            continue
-        try:
-            result = gainsheet.analyse(act, args.gain, args.q0, strict)
-        except acts.ActivationError as error:  # met only during the analysis (far out)
-            raise InputError(f"{spec}: {error}") from None
-        except gainsheet.SheetError as error:
-            raise InputError(str(error)) from None
-        if args.verify:
-            try:
-                result["verify"] = gainsheet.verify(act, result["at"], args.q0)
-            except (ValueError, ArithmeticError) as error:  # the noise model of a dead signal
-                if strict:
-                    raise InputError(f"--verify: {spec}: {error}") from None
-                result["not_verified"] = str(error)
-        results.append(result)
+            if spec not in args.activations:  # --all: a function that is no activation
+                skipped[spec] = str(error)
+                continue
+            failed.append({"name": spec, "error": str(error)})
     return {"torch": acts.torch.__version__, "command": " ".join([PROG] + args.argv),
-            "activations": results, "skipped": skipped}
+            "activations": results, "failed": failed, "skipped": skipped}
 
 
 # --- output -------------------------------------------------------------------------------
@@ -278,8 +303,10 @@ def render_markdown(report: dict) -> str:
 
 
 def _json_safe(value):
+    """JSON has no infinity: schemas/gains.schema.json's "number" is a JSON number or one of
+    the strings "inf", "-inf", "nan"."""
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -305,8 +332,11 @@ def main(argv: List[str] | None = None) -> int:
         report = collect(args)
     except (InputError, acts.ActivationError) as error:
         return _fail(str(error))
-    print(render(report, args.format))
-    return EXIT_OK
+    if report["activations"] or args.format == "json":
+        print(render(report, args.format), flush=True)
+    for failure in report["failed"]:
+        _fail(failure["error"])
+    return EXIT_USAGE if report["failed"] else EXIT_OK
 
 
 def _fail(message: str) -> int:

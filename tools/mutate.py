@@ -17,7 +17,9 @@ Exit codes:
         failed
     1   a mutant survived or was missed by a file that should catch it, a seed failed, or a
         run crashed or timed out
-    2   usage error (unknown mutant, bad number, unwritable --json path); nothing is run
+    2   usage error (unknown mutant, bad number, a --json path that cannot be written: one
+        line naming it and the OS's reason); nothing is run
+    3   writing --json failed after the runs (a full disk); no half-written file is left
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Sequence
 
+from gainkit import outputs
 from gainkit.mutation import runner
 from gainkit.mutation.catalogue import CATALOGUE, MUTANTS
 from gainkit.tools import cli
@@ -242,10 +245,12 @@ def main(argv: List[str] | None = None) -> int:
     if not names and not seeds:
         print(f"{PROG}: error: nothing to run: no mutants and --seeds 0", file=sys.stderr)
         return EXIT_USAGE
-    if args.json is not None and not args.json.parent.is_dir():
-        print(f"{PROG}: error: --json {args.json}: {args.json.parent} is not a directory",
-              file=sys.stderr)
-        return EXIT_USAGE
+    if args.json is not None:
+        try:
+            outputs.check_file(str(args.json), "--json")
+        except outputs.OutputError as error:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
     from gainkit.patching.errors import PatchError
     from gainkit.tools.check import conformance_dir
 
@@ -270,8 +275,12 @@ def main(argv: List[str] | None = None) -> int:
     print()
     print("\n".join(_summary(mutants, swept, seconds)))
     if args.json is not None:
-        args.json.write_text(json.dumps(_as_json(header, mutants, swept, seconds), indent=1),
-                             encoding="utf-8")
+        try:
+            outputs.write_text(str(args.json), json.dumps(
+                _as_json(header, mutants, swept, seconds), indent=1), "--json")
+        except outputs.OutputError as error:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+            return outputs.EXIT_WRITE
     success = all(r.as_declared for r in mutants) and all(r.clean for r in swept)
     return EXIT_OK if success else EXIT_FOUND
 

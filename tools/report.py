@@ -10,7 +10,11 @@ Exit codes:
     1    a release deviates (a failed record or test, a wrong or missing gain); the report
          lists each deviation
     2    bad input: a missing or unreadable results file, not gainkit results, matplotlib
-         missing for --plots; nothing was written
+         missing for --plots, an --output or --plots path that cannot be written (one line
+         naming it and the OS's reason); found before anything is written
+    3    writing the report or a plot failed part-way (a full disk); no half-written file
+         is left
+A results file named twice (a folder and a file in it) counts once.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import sys
 from typing import List
 
+from gainkit import outputs
 from gainkit.reports import judging, markdown
 from gainkit.tools import cli
 
@@ -49,36 +54,34 @@ def _plots_module():
     return plots
 
 
-def _write_text(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
 def main(argv: List[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        matrix = judging.build_matrix(judging.load_releases(args.results))
+        releases = judging.load_releases(args.results)
         plots = _plots_module() if args.plots else None
-        if args.output and os.path.isdir(args.output):
-            raise judging.ReportInputError(f"--output {args.output}: is a directory")
-        if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
-            raise judging.ReportInputError(f"--plots {args.plots}: is not a directory")
-    except judging.ReportInputError as error:
+        if args.output:
+            outputs.check_file(args.output, "--output")
+        if args.plots:
+            outputs.check_folder(args.plots, "--plots")
+        matrix = judging.build_matrix(releases)
+    except (judging.ReportInputError, outputs.OutputError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_INPUT
-    links = {}
-    if plots is not None:
-        base = os.path.dirname(os.path.abspath(args.output)) if args.output else os.getcwd()
-        written = plots.write_all(matrix, args.plots)
-        links = {key: os.path.relpath(path, base).replace(os.sep, "/")
-                 for key, path in written.items()}
-    text = markdown.markdown(matrix, links)
-    if args.output:
-        _write_text(args.output, text)
-    else:
-        sys.stdout.write(text)
+    try:
+        links = {}
+        if plots is not None:
+            base = os.path.dirname(os.path.abspath(args.output)) if args.output else os.getcwd()
+            written = plots.write_all(matrix, args.plots)
+            links = {key: os.path.relpath(path, base).replace(os.sep, "/")
+                     for key, path in written.items()}
+        text = markdown.markdown(matrix, links)
+        if args.output:
+            outputs.write_text(args.output, text, "--output")
+        else:
+            sys.stdout.write(text)
+    except outputs.OutputError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return outputs.EXIT_WRITE
     for verdict in matrix.verdicts:
         if not verdict.conforms:
             findings = verdict.findings

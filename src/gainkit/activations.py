@@ -55,6 +55,9 @@ class Entry:
     param: str | None  # the parameter a bare ``slope`` argument sets (leaky_relu:0.2)
     # its names in torch.nn.functional and, lower-cased, as a torch.nn module class
     torch_names: Tuple[str, ...]
+    # the words users type for it (swish, log_sigmoid) and the torch spelling they mean
+    aliases: Tuple[str, ...] = ()
+    spelling: str = ""  # a torch.nn.functional name or torch.nn class; "": the name itself
     mean_field: MeanField | None = field(default=None, repr=False)
     torch: Builder | None = field(default=None, repr=False)
 
@@ -80,28 +83,34 @@ class Entry:
 
 _ENTRIES: Dict[str, Entry] = {}
 _BY_TORCH_NAME: Dict[str, Entry] = {}
+_BY_ALIAS: Dict[str, Entry] = {}
 
 
 def register(name: str, formula: str = "", *, gain_name: str | None = None,
              defaults: Mapping[str, float] | None = None,
              constants: Mapping[str, float] | None = None, param: str | None = None,
-             torch_names: Tuple[str, ...] | None = None, mean_field: MeanField | None = None,
+             torch_names: Tuple[str, ...] | None = None, aliases: Tuple[str, ...] = (),
+             spelling: str = "", mean_field: MeanField | None = None,
              torch: Builder | None = None) -> Entry:
     """Add an entry; ``formula`` is a ``str.format`` template over its defaults and constants,
     so the numbers it shows are the ones the builders use. ``torch_names`` default to
-    ``(name,)``."""
-    if name in _ENTRIES:
+    ``(name,)``; ``aliases`` are other words for it, each a torch spelling of none."""
+    if name in _ENTRIES or name in _BY_ALIAS:
         raise ValueError(f"activation {name!r} is registered twice")
     defaults = MappingProxyType(dict(defaults or {}))
     constants = MappingProxyType(dict(constants or {}))
     entry = Entry(name, formula.format(**defaults, **constants), gain_name, defaults,
                   constants, param, (name,) if torch_names is None else tuple(torch_names),
-                  mean_field, torch)
+                  tuple(aliases), spelling, mean_field, torch)
     for torch_name in entry.torch_names:
         if torch_name in _BY_TORCH_NAME:
             raise ValueError(f"torch name {torch_name!r} is registered twice")
+    for alias in entry.aliases:
+        if alias in _ENTRIES or alias in _BY_ALIAS:
+            raise ValueError(f"alias {alias!r} is registered twice")
     _ENTRIES[name] = entry
     _BY_TORCH_NAME.update(dict.fromkeys(entry.torch_names, entry))
+    _BY_ALIAS.update(dict.fromkeys(entry.aliases, entry))
     return entry
 
 
@@ -128,6 +137,24 @@ def _offers(entry: Entry, kind: str | None) -> bool:
 def _unknown(name: str, kind: str | None) -> UnknownActivation:
     return UnknownActivation(f"unknown {KINDS.get(kind, 'activation')} {name!r}; known: "
                              + ", ".join(names(kind)))
+
+
+def torch_spelling(word: str) -> str | None:
+    """The torch spelling of an alias (swish -> silu) or of a name torch spells otherwise
+    (linear -> nn.Identity: F.linear is a layer); None for any other word."""
+    entry = _BY_ALIAS.get(word) or _ENTRIES.get(word)
+    if entry is None or (word == entry.name and not entry.spelling):
+        return None
+    return entry.spelling or entry.name
+
+
+def aliases() -> Dict[str, str]:
+    """Each word :func:`torch_spelling` translates -> its torch spelling, in registry order."""
+    found = {}
+    for entry in _ENTRIES.values():
+        for word in ((entry.name,) if entry.spelling else ()) + entry.aliases:
+            found[word] = entry.spelling or entry.name
+    return found
 
 
 def from_torch_name(torch_name: str) -> Entry | None:
@@ -252,13 +279,15 @@ def _torch_selu(params) -> Pair:
 # --- the entries --------------------------------------------------------------------------
 
 # Registration order is the order of names(): theory's and the probe's tables follow it.
-register("linear", gain_name="linear", torch_names=("identity",),  # F.linear is a layer
+register("linear", gain_name="linear", torch_names=("identity",), aliases=("identity",),
+         spelling="nn.Identity",  # F.linear is a layer, not an activation
          mean_field=MeanField(lambda p: ((lambda x: x), (lambda x: 1.0 + 0.0 * x)), (), True),
          torch=_torch_linear)
 register("relu", "max(0, x)", gain_name="relu",
          mean_field=MeanField(lambda p: _leaky(0.0), (0.0,), True), torch=_torch_relu)
 register("leaky_relu", "x if x > 0 else s x, s = negative_slope ({negative_slope:g})",
-         gain_name="leaky_relu", defaults={"negative_slope": 0.01}, param="negative_slope",
+         gain_name="leaky_relu", aliases=("leakyrelu", "lrelu"),
+         defaults={"negative_slope": 0.01}, param="negative_slope",
          torch_names=("leaky_relu", "leakyrelu"),
          mean_field=MeanField(lambda p: _leaky(p["negative_slope"]), (0.0,), True),
          torch=_torch_leaky_relu)
@@ -277,17 +306,18 @@ register("elu", "x if x > 0 else a (exp(x) - 1), a = alpha ({alpha:g})",
          mean_field=MeanField(lambda p: _elu(p["alpha"], 1.0), (0.0,)))
 register("gelu", "x Phi(x), Phi the standard normal CDF (approximate='tanh': tanh formula)",
          mean_field=MeanField(_gelu))
-register("silu", "x / (1 + exp(-x))", mean_field=MeanField(_silu))
+register("silu", "x / (1 + exp(-x))", aliases=("swish",), mean_field=MeanField(_silu))
 register("softplus", "log(1 + exp(b x)) / b, b = beta ({beta:g}); x where b x > threshold "
          "({threshold:g})", defaults={"beta": 1.0, "threshold": 20.0},
          mean_field=MeanField(_softplus))
 register("mish", "x tanh(softplus(x))", mean_field=MeanField(_mish))
-register("hardswish", "x relu6(x + 3) / 6", mean_field=MeanField(
+register("hardswish", "x relu6(x + 3) / 6", aliases=("hard_swish",), mean_field=MeanField(
     lambda p: ((lambda x: x * _relu6(x + 3.0) / 6.0),
                (lambda x: (2.0 * x + 3.0) / 6.0 * (abs(x) < 3) + 1.0 * (x >= 3))),
     (-3.0, 3.0)))
 register("hardtanh", "clamp(x, min_val, max_val) ({min_val:g}, {max_val:g})",
-         defaults={"min_val": -1.0, "max_val": 1.0}, mean_field=MeanField(
+         defaults={"min_val": -1.0, "max_val": 1.0}, aliases=("hard_tanh",),
+         mean_field=MeanField(
              lambda p: ((lambda x: x - (x - 1.0) * (x > 1) - (x + 1.0) * (x < -1)),
                         (lambda x: 1.0 * (abs(x) < 1))), (-1.0, 1.0)))
 register("softsign", "x / (1 + |x|)", mean_field=MeanField(
@@ -295,12 +325,13 @@ register("softsign", "x / (1 + |x|)", mean_field=MeanField(
 # Formulas only: the gains tool analyses these through torch itself.
 register("celu", "max(0, x) + min(0, a (exp(x / a) - 1)), a = alpha ({alpha:g})",
          defaults={"alpha": 1.0})
-register("hardshrink", "x if |x| > l else 0, l = lambd ({lambd:g})", defaults={"lambd": 0.5})
-register("hardsigmoid", "relu6(x + 3) / 6")
-register("logsigmoid", "log(1 / (1 + exp(-x)))")
+register("hardshrink", "x if |x| > l else 0, l = lambd ({lambd:g})", defaults={"lambd": 0.5},
+         aliases=("hard_shrink",))
+register("hardsigmoid", "relu6(x + 3) / 6", aliases=("hard_sigmoid",))
+register("logsigmoid", "log(1 / (1 + exp(-x)))", aliases=("log_sigmoid",))
 register("relu6", "min(max(0, x), 6)")
 register("rrelu", "x if x > 0 else s x, s = (lower + upper) / 2 = 11/48 (not training)")
 register("softshrink", "x - l sign(x) if |x| > l else 0, l = lambd ({lambd:g})",
-         defaults={"lambd": 0.5})
-register("tanhshrink", "x - tanh(x)")
+         defaults={"lambd": 0.5}, aliases=("soft_shrink",))
+register("tanhshrink", "x - tanh(x)", aliases=("tanh_shrink",))
 register("threshold", "x if x > threshold else value")

@@ -139,6 +139,7 @@ def _instantiate(cls, args, kwargs, label):
 def _bind(spec: str):
     """(function, definition, formula, calculate_gain args) for a spec."""
     head, _, rest = spec.partition(":")
+    head = activations.torch_spelling(head.strip()) or head  # swish -> silu, linear -> Identity
     found = _torch_name(head.strip())
     if found is None:
         if not rest or not all(p.isidentifier() for p in head.strip().split(".")):

@@ -66,12 +66,18 @@ def tree_target(path: str, working_tree: bool = False) -> Target:
                   "version.txt", use_am=is_checkout and not working_tree)
 
 
-def python_target(python: str) -> Target:
-    interpreter = Path(os.path.abspath(os.path.expanduser(python)))  # never looked up in PATH
+def interpreter_path(python: str) -> Path:
+    """``--python``'s interpreter: a path (never looked up in PATH) or a virtual environment's."""
+    interpreter = Path(os.path.abspath(os.path.expanduser(python)))
     if interpreter.is_dir():  # a virtual environment
         interpreter = interpreter / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if not interpreter.exists():
         raise PatchError(f"{interpreter}: no such interpreter")
+    return interpreter
+
+
+def python_target(python: str) -> Target:
+    interpreter = interpreter_path(python)
     try:
         found = subprocess.run([str(interpreter), "-c", _FIND_TORCH], capture_output=True,
                                text=True, timeout=300)

@@ -58,7 +58,8 @@ class Release:
 
 
 def results_files(paths: Sequence[str]) -> List[str]:
-    """The JSON files named by ``paths``: files as given, directories' ``*.json`` sorted."""
+    """The JSON files named by ``paths``: files as given, directories' ``*.json`` sorted; a
+    file named twice (``results/ results/r.json``, a link) is one release, taken once."""
     found = []
     for path in paths:
         if os.path.isdir(path):
@@ -70,7 +71,10 @@ def results_files(paths: Sequence[str]) -> List[str]:
             found.append(path)
         else:
             raise ReportInputError(f"{path}: no such file or directory")
-    return found
+    unique = {}
+    for path in found:
+        unique.setdefault(os.path.realpath(path), path)
+    return list(unique.values())
 
 
 def load_release(path: str, name: str) -> Release:

@@ -211,7 +211,8 @@ def summary_line(matrix: Matrix) -> str:
     deviating = [v.release.name for v in matrix.verdicts if not v.conforms]
     total = len(matrix.verdicts)
     if not deviating:
-        return "**All {} release{} conform.**".format(total, "s" * (total != 1))
+        return f"**All {total} releases conform.**" if total != 1 else \
+            "**The one release conforms.**"
     return "**{} of {} release{} deviate{}: {}.**".format(
         len(deviating), total, "s" * (total != 1), "s" * (len(deviating) == 1),
         ", ".join(deviating))

@@ -19,6 +19,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
 from PIL import Image  # a dependency of matplotlib
 
+from gainkit import outputs
 from gainkit.meanfield import theory
 from gainkit.reports import judging, markdown
 
@@ -56,7 +57,9 @@ def _save(figure: Figure, path: str) -> str:
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight",
                    metadata={"Software": None})
     image = Image.open(buffer).convert("RGB").quantize(colors=256)
-    image.save(path, format="PNG", optimize=True)
+    png = io.BytesIO()
+    image.save(png, format="PNG", optimize=True)
+    outputs.write_bytes(path, png.getvalue(), "--plots")
     return path
 
 

@@ -6,7 +6,10 @@ a package collected through ``--pyargs`` is loaded too late to add options). Bei
 every pytest run of the environment, it stays inert unless the run collects gainkit's suite:
 its options are all ``--gainkit-*`` (a user's conftest.py may well define ``--device`` and
 ``--seed``), it imports no torch until it is active, and it then sets torch's determinism
-flags, names the library under test in the header and writes the results.
+flags, names the library under test in the header, ends the terminal summary with the run's
+verdict line (gainkit.suite.summary) and writes the results. Its outputs (``--gainkit-json``,
+``--junitxml``) are checked before the first test (gainkit.outputs): an unwritable path is
+pytest's usage error, one line; the results file is written whole or not at all (exit 3).
 
 Expected deviations (``--gainkit-deviations FILE``, after array-api-tests' ``--xfails-file``):
 one entry a line, ``#`` comments; an entry selects every test whose id, from the file name on
@@ -20,9 +23,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from typing import Dict, List
 
 import pytest
+
+from gainkit import outputs
+from gainkit.suite import summary
 
 RESULTS_PLUGIN = "gainkit-results"
 SUITE_PACKAGE = "gainkit.conformance"
@@ -159,6 +166,15 @@ class SuiteSession:
         self.seed = config.getoption("gainkit_seed")
         self.path = config.getoption("gainkit_json")
         self.devices = list(selected_devices(config))
+        # Every output is checked before the first test runs, so that an unwritable path is
+        # one line (pytest's usage error) instead of a traceback after the whole run.
+        try:
+            if self.path:
+                outputs.check_file(self.path, "--gainkit-json")
+            if getattr(config.option, "xmlpath", None):
+                outputs.check_file(config.option.xmlpath, "--junitxml")
+        except outputs.OutputError as error:
+            raise pytest.UsageError(str(error)) from None
         deviations = config.getoption("gainkit_deviations")
         self.deviations = Deviations(deviations) if deviations else None
         self.determinism = torchinfo.make_deterministic()
@@ -171,10 +187,11 @@ class SuiteSession:
         json.dumps(entry, allow_nan=True)
         self.records.append(entry)
 
-    def as_json(self) -> dict:
+    def as_json(self, exit_status: int) -> dict:
         from gainkit.suite import expectations, torchinfo
 
         return {
+            "verdict": summary.verdict(torchinfo.describe(), self.outcomes, exit_status),
             "torch": torchinfo.describe(),
             "seed": self.seed,
             "devices": self.devices,
@@ -206,13 +223,13 @@ class SuiteSession:
                 info["tf32"]["cudnn_allow_tf32"]),
             "determinism set for this run: {}".format("; ".join(self.determinism)),
             f"seed: {self.seed}",
-            f"expectations: {expectations.data_path()} "
-            f"({len(expectations.GAINS)} gain cases, {len(expectations.REFERENCES)} "
-            "references)",
+            "expectations: {} ({}, {})".format(
+                expectations.data_path(), _plural(len(expectations.GAINS), "gain case"),
+                _plural(len(expectations.REFERENCES), "reference")),
         ]
         if self.deviations:
-            lines.append(f"expected deviations: {self.deviations.path} "
-                         f"({len(self.deviations.entries)} entries)")
+            lines.append("expected deviations: {} ({})".format(
+                self.deviations.path, _plural(len(self.deviations.entries), "entry", "entries")))
         return lines
 
     def pytest_collection_modifyitems(self, items) -> None:
@@ -222,13 +239,30 @@ class SuiteSession:
 
     def pytest_runtest_logreport(self, report) -> None:
         if report.when == "call" or report.outcome != "passed":
-            self.outcomes.append({"nodeid": report.nodeid, "when": report.when,
-                                  "outcome": report.outcome, "duration": report.duration})
+            entry = {"nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
+                     "duration": report.duration}
+            if hasattr(report, "wasxfail"):
+                entry["xfail"] = True
+            elif report.skipped and isinstance(report.longrepr, tuple):
+                # (path, line, "Skipped: reason")
+                entry["reason"] = str(report.longrepr[2]).replace("Skipped: ", "", 1)
+            self.outcomes.append(entry)
         if (self.deviations and report.when == "call" and report.passed
                 and hasattr(report, "wasxfail")):
             self.deviations.record_pass(report.nodeid)
 
-    def pytest_terminal_summary(self, terminalreporter) -> None:
+    @pytest.hookimpl(trylast=True)  # the verdict is the last line before pytest's own
+    def pytest_terminal_summary(self, terminalreporter, exitstatus) -> None:
+        self._deviations_summary(terminalreporter)
+        from gainkit.suite import torchinfo
+
+        result = summary.verdict(torchinfo.describe(), self.outcomes, exitstatus)
+        terminalreporter.write_sep("-", "gainkit verdict")
+        terminalreporter.line("gainkit: " + result["line"], bold=True,
+                              red=result["status"] == summary.DEVIATES,
+                              green=result["status"] == summary.CONFORMS)
+
+    def _deviations_summary(self, terminalreporter) -> None:
         if not self.deviations:
             return
         stale = self.deviations.no_longer_deviating()
@@ -241,10 +275,17 @@ class SuiteSession:
         for entry in unmatched:
             terminalreporter.line(f"{self.deviations.path}: {entry!r} selects no test")
 
-    def pytest_sessionfinish(self, session) -> None:
-        if self.path:
-            folder = os.path.dirname(os.path.abspath(self.path))
-            if not os.path.isdir(folder):  # like --junitxml, create the folder it names
-                os.makedirs(folder)
-            with open(self.path, "w", encoding="utf-8") as handle:
-                json.dump(self.as_json(), handle, indent=1, sort_keys=True)
+    def pytest_sessionfinish(self, session, exitstatus) -> None:
+        if not self.path:
+            return
+        # like --junitxml's, the folders it names are created
+        text = json.dumps(self.as_json(int(exitstatus)), indent=1, sort_keys=True)
+        try:
+            outputs.write_text(self.path, text, "--gainkit-json")
+        except outputs.OutputError as error:
+            sys.stderr.write(f"ERROR: {error}\n")
+            session.exitstatus = outputs.EXIT_WRITE
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
