@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 
 import pytest
 import torch
 from scipy.stats import norm
 
 from gainkit.suite import designs, torchinfo, variance
+from gainkit.suite.default_stacks import reinitialise
 from gainkit.suite.expectations import DEVICE_DTYPES, MODULE_DEFAULTS
 
 FALSE_ALARM_RATE = 1e-4
@@ -54,16 +56,6 @@ def missing_requirement(module) -> str:
     return ""
 
 
-def reinitialise(module) -> None:
-    """Every reset of ``module`` and its submodules, children first: what construction runs."""
-    for child in module.children():
-        reinitialise(child)
-    for name in ("reset_parameters", "_reset_parameters"):
-        method = getattr(module, name, None)
-        if callable(method):
-            method()
-
-
 def parameter_of(module, name: str) -> torch.Tensor:
     value = module
     for part in name.split("."):
@@ -81,7 +73,10 @@ class Draws:
 
     def __init__(self, case, device, dtype, seed):
         self.values, self.zero_rows_max, self.formats_kept = {}, {}, True
-        module = eval(case.build, case.namespace())  # noqa: S307 - the project's own data file
+        with warnings.catch_warnings():
+            # nn.Transformer's advice on nested tensors for inference: not about its init
+            warnings.filterwarnings("ignore", message=".*enable_nested_tensor")
+            module = eval(case.build, case.namespace())  # noqa: S307 - the project's data
         module = module.to(device=device, dtype=dtype)
         memory_format = getattr(torch, case.memory_format) if case.memory_format else None
         if memory_format is not None:
