@@ -80,7 +80,12 @@ class Draws:
         module = module.to(device=device, dtype=dtype)
         memory_format = getattr(torch, case.memory_format) if case.memory_format else None
         if memory_format is not None:
-            module = module.to(memory_format=memory_format)
+            # Per tensor: 1.7.1's Module.to(memory_format=) converts 4-D tensors only.
+            for tensor in module.parameters():
+                if tensor.dim() > 2:
+                    tensor.data = tensor.data.contiguous(memory_format=memory_format)
+                    assert tensor.is_contiguous(memory_format=memory_format)
+                    assert not tensor.is_contiguous(), "the reset would see a contiguous weight"
         # Constant parameters are judged on every value of one reset.
         needed = {p.name: (variance.draws_needed(p.distribution, Z_ALARM, Z_POWER)
                            if p.distribution != "constant" else 1) for p in case.parameters}
