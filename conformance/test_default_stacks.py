@@ -33,13 +33,14 @@ def stack_seed(seed: int, case_id: str, device: str) -> int:
     return seed * 1000003 + zlib.crc32(key.encode("utf-8")) % 1000003
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"linear-default-{case.id}" for case in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[default_stacks.record_id(case) for case in CASES])
 def test_default_linear_stack(case, device, seed, results):
     measurement = default_stacks.measure(case, device, torch.float32,
                                          stack_seed(seed, case.id, device))
     verdict = default_stacks.judge(case, measurement, Z)
     record = dict(verdict.record)
-    results.record("default_stack", record.pop("case_id"), device=device, dtype="float32",
-                   **record)
+    del record["case_id"]
+    results.record("default_stack", default_stacks.record_id(case), device=device,
+                   dtype="float32", **record)
     assert not verdict.problems, (default_stacks.summary(case).sentence() + "\n"
                                   + "\n".join(verdict.problems))

@@ -140,6 +140,12 @@ def case_seed(seed: int, case_id: str, device: str, dtype) -> int:
     return seed * 1000003 + zlib.crc32(key.encode("utf-8")) % 1000003
 
 
+def record_id(case) -> str:
+    """``module:<id>``: the report's row of a module default, and its tests' parameter id.
+    Prefixed so that neither reads as a gain (``linear``, ``conv1d`` are gains.toml ids too)."""
+    return "module:" + case.id
+
+
 def skip_if_unsupported(case) -> None:
     reason = missing_requirement(case)
     if reason:
@@ -147,7 +153,8 @@ def skip_if_unsupported(case) -> None:
 
 
 @pytest.mark.parametrize(("case", "parameter"), CASES,
-                         ids=[f"{module.id}-{parameter.name}" for module, parameter in CASES])
+                         ids=[record_id(module) + "." + parameter.name
+                              for module, parameter in CASES])
 def test_parameter_draws_its_default(case, parameter, device, dtype, seed, results):
     skip_if_unsupported(case)
     draws = draws_of(case, device, dtype, case_seed(seed, case.id, device, dtype))
@@ -169,7 +176,7 @@ def test_parameter_draws_its_default(case, parameter, device, dtype, seed, resul
         if wrong:
             problems.append(f"{wrong} of {values.numel()} values differ from the constant "
                             f"{expected.value:g} (e.g. {values[values != expected.value][0]:.4g})")
-        results.record("module_default", case.id, verdict="fail" if problems else "pass",
+        results.record("module_default", record_id(case), verdict="fail" if problems else "pass",
                        value=expected.value, **setting)
         assert not problems, "\n".join(problems)
         return
@@ -185,8 +192,9 @@ def test_parameter_draws_its_default(case, parameter, device, dtype, seed, resul
                                 f"variance ratio {control['ratio']:.4f} inside the band "
                                 f"[{control['band_lo']:.4f}, {control['band_hi']:.4f}]")
         fields["verdict"] = "fail" if problems else "pass"
-        results.record("module_default", case.id, variance_formula=expected.variance_formula,
-                       fan=parameter.fan, **setting, **fields)
+        results.record("module_default", record_id(case),
+                       variance_formula=expected.variance_formula, fan=parameter.fan,
+                       **setting, **fields)
     assert not problems, (f"{case.id}.{parameter.name} ({case.source}; expected "
                           f"{expected.distribution} with variance {expected.variance_formula}"
                           f" = {expected.variance:.6g}):\n" + "\n".join(problems))
@@ -195,7 +203,7 @@ def test_parameter_draws_its_default(case, parameter, device, dtype, seed, resul
 FORMAT_CASES = [module for module in MODULE_DEFAULTS if module.memory_format]
 
 
-@pytest.mark.parametrize("case", FORMAT_CASES, ids=[module.id for module in FORMAT_CASES])
+@pytest.mark.parametrize("case", FORMAT_CASES, ids=[record_id(module) for module in FORMAT_CASES])
 def test_reset_keeps_memory_format(case, device, seed):
     """A channels_last weight stays channels_last through reset_parameters (2.13.0 draws it in
     a contiguous temporary and copies it back)."""

@@ -455,7 +455,7 @@ MODULE_DEFAULT_MUTANTS = (
     module_mutant("linear-default-a0", "nn.Linear draws kaiming_uniform_(weight) with a=0 "
                   "(variance 2/fan_in, 6x the default)", ("module-default:linear",),
                   LINEAR_RESET, weight_kaiming_a0, (MODULE_DEFAULTS, DEFAULT_STACKS),
-                  "linear or Linear"),
+                  "linear"),
     module_mutant("linear-default-kaiming-normal", "nn.Linear draws kaiming_normal_(weight, "
                   "a=sqrt(5)): the default variance, normal values", ("module-default:family",),
                   LINEAR_RESET, weight_kaiming_normal, (MODULE_DEFAULTS,), "linear"),
@@ -495,7 +495,7 @@ MODULE_DEFAULT_MUTANTS = (
     module_mutant("transformer-without-xavier", "nn.Transformer no longer applies "
                   "xavier_uniform_ to its matrices", ("module-default:transformer",),
                   "nn.Transformer._reset_parameters", transformer_without_xavier,
-                  (MODULE_DEFAULTS,), "transformer-"),
+                  (MODULE_DEFAULTS,), "transformer."),
 )
 
 

@@ -56,6 +56,12 @@ def reinitialise(module) -> None:
             method()
 
 
+def record_id(case) -> str:
+    """``default-nn.Linear:<gain id>``: the report's row of a stack and its test's parameter id,
+    which no report reads as the gain's own row (the stack never calls calculate_gain)."""
+    return f"default-nn.Linear:{case.id}"
+
+
 def _linear_default():
     return next(module for module in MODULE_DEFAULTS if module.id == MODULE_ID)
 
@@ -92,7 +98,7 @@ class StackSummary:
         floor = (f"to q* = {field.q_star:.3g}" if math.isfinite(field.q_star)
                  else "without bound")
         return (f"nn.Linear default, {self.case_id}: {field.regime}, the second moment "
-                f"{change} a layer ({floor} at width {self.width}), chi_1 = "
+                f"{change} a layer from q0 = 1 ({floor} at width {self.width}), chi_1 = "
                 f"{field.chi_1:.4g}, gradients change 10x every {field.depth_10x:.3g} layers")
 
     def as_dict(self) -> Dict[str, object]:
