@@ -162,7 +162,7 @@ def collect(args) -> dict:
         results.append(result)
     report = {"torch": acts.torch.__version__, "command": " ".join([PROG] + args.argv),
               "activations": results, "skipped": skipped}
-    if args.module_defaults:
+    if getattr(args, "module_defaults", False):  # collect() is also called with other args
         from gainkit.suite import default_stacks
 
         width = args.width or default_stacks.WIDTH
