@@ -3,13 +3,13 @@ layers, one per activation of calculate_gain's list, against mean field with the
 variance in the length map (``gainkit.suite.default_stacks``, which says how each statistic is
 judged and why its centre is exact for homogeneous activations).
 
-Each stack is width 64, depth 6, 400 independent draws, weights and biases drawn by
-nn.Linear's own reset_parameters. Checked: the mean second moment of every layer where mean
-field is exact (all for linear, relu, leaky_relu; layer 1 for the others) against the profile
-from q0 = 1 (it shrinks to the floor the biases hold it at), the measured chi_1 against theory, and the regime (ordered for all but leaky_relu at slope 5). Negative
-controls: the same draws with the weights x1.05 and x0.95 must leave the forward bands and the
-chi_1 band. z: a Bonferroni bound over every comparison of the file on every device, at the
-stability suite's family-wise rate.
+Each stack is width 64, depth 6, 400 independent draws, weights and biases drawn by nn.Linear's
+own reset_parameters. Checked: the mean second moment of every layer where mean field is exact
+(all for linear, relu, leaky_relu; layer 1 for the others) against the profile from q0 = 1 (it
+shrinks to the floor the biases hold it at), the measured chi_1 against theory, and the regime
+(ordered for all but leaky_relu at slope 5). Negative controls: the same draws with the weights
+x1.05 and x0.95 must leave the forward bands and the chi_1 band. z: a Bonferroni bound over
+every comparison of the file on every device, at the stability suite's family-wise rate.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ catalogue.
 A mutant is data: a name, what it breaks, the categories of regression it stands for
 (``tags``, see ``REQUIRED_TAGS``), which conformance files must catch it, a ``-k``
 expression selecting the tests that matter there (the quick slice CI runs) and the
-``torch.nn.init`` attributes it replaces. Each replacement is built from the
+attributes it replaces: ``torch.nn.init`` functions by name, or a module's reset method by its
+dotted path under torch (``nn.Linear.reset_parameters``: the module defaults, see
+``target``). Each replacement is built from the
 ``torch.nn.init`` module and the original attribute, and keeps the signature of every
 release (1.0 ``xavier_normal_(tensor, gain=1)`` ... 2.x ``xavier_normal_(tensor, gain=1.0,
 generator=None)``): extra arguments are passed through. Functions in ``torch.nn.init`` look
