@@ -92,7 +92,7 @@ def test_biased_fixed_point_of_tanh_solves_the_length_map():
 def test_bias_free_analysis_unchanged():
     act = theory.activation("tanh")
     assert theory.analyse(act, 5 / 3) == theory.analyse(act, 5 / 3, 1.0, 0.0)
-    assert theory.fixed_point(act, 5 / 3) == pytest.approx(1.178480, abs=5e-7)  # theory.md
+    assert theory.fixed_point(act, 5 / 3) == pytest.approx(1.178480, abs=5e-7)  # docs/theory.md
 
 
 def test_summary_sentence_for_relu():
