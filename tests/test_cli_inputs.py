@@ -228,7 +228,7 @@ def test_junk_in_the_series_file_is_named_and_nothing_is_written(make_tree, dige
 
 OTHER_CASES = {
     "gains": [
-        ([], 2, r"gainkit gains: error: name an ACTIVATION or use --all"),
+        ([], 2, r"gainkit gains: error: name an ACTIVATION or use --all or --module-defaults"),
         (["no_such_activation"], 2, r"gainkit gains: error: unknown activation "
                                     r"'no_such_activation': .*"),
         (["no.such.module:f"], 2, r"gainkit gains: error: cannot import module "

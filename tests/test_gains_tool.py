@@ -555,3 +555,21 @@ def test_json_lists_the_failed_and_follows_the_schema():
     report["activations"][0]["at"][0]["xi_grad"] = "infinity"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(report, schemas.load("gains"))
+
+
+def test_module_defaults_alone_print_and_follow_the_schema():
+    jsonschema = pytest.importorskip("jsonschema", reason="schema tests need jsonschema")
+    from gainkit import schemas
+
+    table = run_tool("--module-defaults")
+    assert table.returncode == 0, table.stderr
+    assert "nn.Linear default, relu: ordered, the second moment shrinks 6x a layer" in table.stdout
+    done = run_tool("--module-defaults", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    jsonschema.validate(report, schemas.load("gains"))
+    chaotic = [row for row in report["module_defaults"] if row["case_id"] == "leaky_relu-5"]
+    assert chaotic[0]["q_star"] == "inf"
+    chaotic[0]["q_star"] = "unbounded"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(report, schemas.load("gains"))

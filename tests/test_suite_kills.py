@@ -16,20 +16,24 @@ import pytest
 from gainkit.mutation import runner
 from gainkit.mutation.catalogue import (
     CATALOGUE,
-    GAIN_FILES,
     MUTANTS,
     REQUIRED_TAGS,
+    SUITE_FILES,
     NotApplicable,
+    lookup,
     restore,
+    target,
 )
-from gainkit.suite.expectations import GAINS
+from gainkit.suite.expectations import GAINS, MODULE_DEFAULTS
 from gainkit.tools.check import conformance_dir
 
 torch = pytest.importorskip("torch")
 
-# One mutant caught by each conformance file; the first by all four.
+# One mutant caught by each conformance file; the first by all four gain files, the last by
+# both module-default files.
 SLICE_MUTANTS = ("gain-tanh-x1.05", "leaky_relu-bool-accepted", "docstring-selu-row-missing",
-                 "kaiming-conv-fan-no-receptive-field")
+                 "kaiming-conv-fan-no-receptive-field", "attention-in-proj-per-chunk",
+                 "linear-default-a0")
 SLICE_SEEDS = (0, 1, 2)  # 0: every user's default run
 
 
@@ -48,7 +52,7 @@ def test_catalogue_has_a_gain_mutant_for_every_stability_case():
 
 def test_every_mutant_names_conformance_files_that_must_catch_it():
     files = {path.name for path in conformance_dir().glob("test_*.py")}
-    assert set(GAIN_FILES) <= files
+    assert set(SUITE_FILES) <= files
     for mutant in CATALOGUE:
         assert mutant.caught_by and set(mutant.caught_by) <= files, mutant.name
         assert mutant.description and mutant.tags, mutant.name
@@ -56,11 +60,25 @@ def test_every_mutant_names_conformance_files_that_must_catch_it():
 
 def test_slice_has_a_mutant_for_every_conformance_file():
     named = {name for mutant in SLICE_MUTANTS for name in MUTANTS[mutant].caught_by}
-    assert named == set(GAIN_FILES)
+    assert named == set(SUITE_FILES)
+
+
+def module_instance(owner):
+    """A module of class ``owner`` (or a subclass) built as module_defaults.toml builds it."""
+    for case in MODULE_DEFAULTS:
+        module = eval(case.build, case.namespace())  # noqa: S307 - the project's own data
+        if isinstance(module, owner):
+            if case.memory_format:
+                module = module.to(memory_format=getattr(torch, case.memory_format))
+            return module
+    raise AssertionError(f"module_defaults.toml builds no {owner.__name__}")
 
 
 def original_call(name: str, original):
-    """Arguments that call ``original``: its first argument, every other one by keyword."""
+    """Arguments that call ``original``: its first argument, every other one by keyword; a
+    module's reset method gets a module of its class."""
+    if "." in name:
+        return (module_instance(target(torch.nn.init, name)[0]),), {}
     first, *rest = inspect.signature(original).parameters.values()
     keywords = {parameter.name: parameter.default for parameter in rest
                 if parameter.default is not inspect.Parameter.empty}
@@ -74,7 +92,7 @@ def original_call(name: str, original):
 @pytest.mark.parametrize("mutant", CATALOGUE, ids=[mutant.name for mutant in CATALOGUE])
 def test_mutant_takes_every_call_of_this_torch_and_restores(mutant):
     init = torch.nn.init
-    before = {name: getattr(init, name) for name in mutant.replacements}
+    before = {name: lookup(init, name) for name in mutant.replacements}
     try:
         originals = mutant.apply(init)
     except NotApplicable as error:
@@ -85,13 +103,13 @@ def test_mutant_takes_every_call_of_this_torch_and_restores(mutant):
         pytest.fail(f"{mutant.name} does not apply to torch {torch.__version__}: {error}")
     try:
         for name, original in originals.items():
-            replacement = getattr(init, name)
+            replacement = lookup(init, name)
             assert replacement is not original
             arguments, keywords = original_call(name, original)
             replacement(*arguments, **keywords)
     finally:
         restore(init, originals)
-    assert {name: getattr(init, name) for name in mutant.replacements} == before
+    assert {name: lookup(init, name) for name in mutant.replacements} == before
 
 
 @pytest.mark.mutation

@@ -2,6 +2,7 @@
 
     gainkit gains ACTIVATION [ACTIVATION ...] [--gain G ...] [--q0 Q] [--format F] [--verify]
     gainkit gains --all [--only-missing] [--gain G ...] [--q0 Q] [--format F] [--verify]
+    gainkit gains --module-defaults [--width N] [--format F]
 
 ACTIVATION is one of
     a torch.nn.functional function   relu, gelu, leaky_relu:0.2, elu:alpha=0.5
@@ -22,6 +23,13 @@ and, at PyTorch's gain (the installed torch's calculate_gain, where it has one) 
     xi_q       forward depth scale, layers per e-fold of q - q* (negative: q* repels)
     xi_grad    gradient depth scale 1 / |ln chi_1|; 10x depth: layers for 10x in gradient
     regime     ordered, chaotic, near-critical (10x takes over 100 layers) or critical
+
+--module-defaults adds what nn.Linear's own default (kaiming_uniform_(a=sqrt(5)): gain
+1/sqrt(3), biases of variance 1/(3 fan_in); src/gainkit/data/module_defaults.toml) does to a deep
+square stack of --width units, for each activation of calculate_gain's list: the mean-field
+regime, the factor the second moment changes by in the first layer from q0 = 1, the floor q*
+the biases hold it at, chi_1 and the depth for a 10x change of the gradient
+(gainkit.suite.default_stacks; the conformance suite measures the same stacks).
 
 --verify runs the empirical deep-network probe (gainkit.probe.mlp) at each of those gains and
 prints the measured output second moment and gradient growth against the prediction, with
@@ -85,6 +93,16 @@ def _aliases_help() -> str:
         f"    {', '.join(words)} -> {spelling}" for spelling, words in spelled.items())
 
 
+def _width(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: the width must be an integer >= 2")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.ToolParser(PROG, __doc__)
     parser.epilog = _aliases_help()
@@ -101,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     parser.add_argument("--verify", action="store_true",
                         help="measure each gain on deep random networks (gainkit.probe.mlp)")
+    parser.add_argument("--module-defaults", action="store_true",
+                        help="what nn.Linear's default init does to a deep stack, for each "
+                             "activation of calculate_gain's list")
+    parser.add_argument("--width", type=_width, default=None,
+                        help="width of the --module-defaults stacks (default: 64)")
     return parser
 
 
@@ -162,8 +185,15 @@ def collect(args) -> dict:
                 skipped[spec] = str(error)
                 continue
             failed.append({"name": spec, "error": str(error)})
-    return {"torch": acts.torch.__version__, "command": " ".join([PROG] + args.argv),
-            "activations": results, "failed": failed, "skipped": skipped}
+    report = {"torch": acts.torch.__version__, "command": " ".join([PROG] + args.argv),
+              "activations": results, "failed": failed, "skipped": skipped}
+    if getattr(args, "module_defaults", False):  # collect() is also called with other args
+        from gainkit.suite import default_stacks
+
+        width = args.width or default_stacks.WIDTH
+        report["module_defaults"] = [stack.as_dict()
+                                     for stack in default_stacks.summaries(width)]
+    return report
 
 
 # --- output -------------------------------------------------------------------------------
@@ -208,6 +238,25 @@ def behaviour_rows(report: dict) -> List[List[str]]:
                                                          "xi_grad", "depth_10x")]
                         + [row["regime"]])
     return rows
+
+
+DEFAULTS_HEADER = ["module", "activation", "regime", "q_1/q_0", "q*", "chi_1", "10x depth"]
+
+
+def defaults_rows(report: dict) -> List[List[str]]:
+    return [["nn.Linear", row["case_id"], row["regime"], _number(row["first_layer_factor"]),
+             _number(row["q_star"]), _number(row["chi_1"]), _number(row["depth_10x"])]
+            for row in report.get("module_defaults", [])]
+
+
+def _defaults_caption(report: dict) -> str:
+    rows = report.get("module_defaults", [])
+    if not rows:
+        return ""
+    return ("module defaults: deep square stacks of nn.Linear({0}, {0}) as it initialises "
+            "itself (implied gain {1:.4g}, bias variance {2:.4g}); q_1/q_0 from q0 = 1, q* the "
+            "floor the biases hold the second moment at".format(
+                rows[0]["width"], rows[0]["gain"], rows[0]["bias_variance"]))
 
 
 VERIFY_HEADER = ["activation", "gain", "source", "q_L", "predicted", "mean field", "band x/",
@@ -273,12 +322,17 @@ MARKDOWN_LEGEND = [
 
 
 def render_table(report: dict) -> str:
-    lines = [f"torch {report['torch']}", ""] + _aligned(GAIN_HEADER, gain_rows(report))
+    lines = [f"torch {report['torch']}"]
+    if report["activations"]:
+        lines += [""] + _aligned(GAIN_HEADER, gain_rows(report))
     behaviour = behaviour_rows(report)
     if behaviour:
         lines += [""] + _aligned(BEHAVIOUR_HEADER, behaviour)
     if verify_rows(report):
         lines += ["", _verify_caption(report)] + _aligned(VERIFY_HEADER, verify_rows(report))
+    if defaults_rows(report):
+        lines += ["", _defaults_caption(report)] + _aligned(DEFAULTS_HEADER, defaults_rows(report))
+        lines += [row["sentence"] for row in report["module_defaults"]]
     lines += [""] + notes(report) if notes(report) else []
     return "\n".join(lines)
 
@@ -286,10 +340,11 @@ def render_table(report: dict) -> str:
 def render_markdown(report: dict) -> str:
     lines = ["# Gains of torch activations", "",
              f"Generated by `{report['command']}` on torch {report['torch']}.", ""]
-    lines += MARKDOWN_LEGEND + ["", "## Gains", ""]
-    rows = [[row[0], item["formula"] or item["definition"]] + row[1:]
-            for row, item in zip(gain_rows(report), report["activations"])]
-    lines += markdown.markdown_table(GAIN_HEADER[:1] + ["phi(x)"] + GAIN_HEADER[1:], rows)
+    if report["activations"]:
+        lines += MARKDOWN_LEGEND + ["", "## Gains", ""]
+        rows = [[row[0], item["formula"] or item["definition"]] + row[1:]
+                for row, item in zip(gain_rows(report), report["activations"])]
+        lines += markdown.markdown_table(GAIN_HEADER[:1] + ["phi(x)"] + GAIN_HEADER[1:], rows)
     behaviour = behaviour_rows(report)
     if behaviour:
         lines += ["", "## Depth behaviour (mean field)", ""]
@@ -297,6 +352,11 @@ def render_markdown(report: dict) -> str:
     if verify_rows(report):
         lines += ["", "## Measured (gainkit.probe.mlp)", "", _verify_caption(report) + ".", ""]
         lines += markdown.markdown_table(VERIFY_HEADER, verify_rows(report))
+    if defaults_rows(report):
+        lines += ["", "## Module defaults in deep stacks (mean field)", "",
+                  _defaults_caption(report) + ".", ""]
+        lines += markdown.markdown_table(DEFAULTS_HEADER, defaults_rows(report))
+        lines += [""] + ["- " + row["sentence"] for row in report["module_defaults"]]
     if notes(report):
         lines += ["", "## Notes", ""] + ["- " + note for note in notes(report)]
     return "\n".join(lines)
@@ -324,15 +384,17 @@ def main(argv: List[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    if not args.all and not args.activations:
-        return _fail("name an ACTIVATION or use --all")
+    if not args.all and not args.activations and not args.module_defaults:
+        return _fail("name an ACTIVATION or use --all or --module-defaults")
+    if args.width is not None and not args.module_defaults:
+        return _fail("--width sizes the --module-defaults stacks: add --module-defaults")
     from gainkit.gains import torch_activations as acts
 
     try:
         report = collect(args)
     except (InputError, acts.ActivationError) as error:
         return _fail(str(error))
-    if report["activations"] or args.format == "json":
+    if report["activations"] or report.get("module_defaults") or args.format == "json":
         print(render(report, args.format), flush=True)
     for failure in report["failed"]:
         _fail(failure["error"])

@@ -1,10 +1,13 @@
-"""Mean-field signal propagation for a deep, square, bias-free MLP (see docs/theory.md).
+"""Mean-field signal propagation for a deep, square MLP (see docs/theory.md).
 
-Layer map ``h' = W phi(h)`` with ``W_ij ~ N(0, g^2 / N)``. In the infinite-width limit the
-pre-activation second moment ``q`` follows the length map ``V(q) = g^2 E[phi(sqrt(q) z)^2]``
-and the mean squared gradient changes by ``chi = g^2 E[phi'(sqrt(q) z)^2]`` per layer
-(Poole et al. 2016, Schoenholz et al. 2017). Gaussian expectations use adaptive quadrature
-split at the activation's kinks, because Gauss-Hermite converges slowly on kinked functions.
+Layer map ``h' = W phi(h) + b`` with ``W_ij ~ N(0, g^2 / N)`` and biases of variance
+``sigma_b^2`` (``bias_variance``; 0, the default, is the bias-free net the suite's gains are
+judged on). In the infinite-width limit the pre-activation second moment ``q`` follows the
+length map ``V(q) = g^2 E[phi(sqrt(q) z)^2] + sigma_b^2`` and the mean squared gradient
+changes by ``chi = g^2 E[phi'(sqrt(q) z)^2]`` per layer (Poole et al. 2016, Schoenholz et al.
+2017); the bias moves the fixed point q* and so chi_1, never chi's formula. Gaussian
+expectations use adaptive quadrature split at the activation's kinks, because Gauss-Hermite
+converges slowly on kinked functions.
 """
 
 from __future__ import annotations
@@ -128,10 +131,11 @@ def _integrate(integrand, lower, upper, points) -> float:
                           epsrel=_EPSREL, limit=_QUAD_LIMIT)[0]
 
 
-def length_map(act, gain, q) -> float:
-    """``V(q) = g^2 E[phi(sqrt(q) z)^2]``: the next layer's pre-activation second moment."""
+def length_map(act, gain, q, bias_variance: float = 0.0) -> float:
+    """``V(q) = g^2 E[phi(sqrt(q) z)^2] + sigma_b^2``: the next layer's pre-activation second
+    moment."""
     act = _as_activation(act)
-    return gain**2 * expect(lambda x: act.phi(x) ** 2, q, act.kinks)
+    return gain**2 * expect(lambda x: act.phi(x) ** 2, q, act.kinks) + bias_variance
 
 
 def chi(act, gain, q) -> float:
@@ -165,8 +169,11 @@ def _jump_term(act: Activation, a: float, q: float) -> float:
     return a * (above - below) * math.exp(-0.5 * a * a / q) * _INV_SQRT_2PI / math.sqrt(q)
 
 
-def fixed_point(act, gain, q0=1.0) -> float:
+def fixed_point(act, gain, q0=1.0, bias_variance: float = 0.0) -> float:
     """The q the forward pass converges to from ``q0``: a root of ``V(q) = q`` (brentq).
+
+    With biases (``bias_variance`` > 0) a homogeneous map has the one fixed point
+    ``sigma_b^2 / (1 - rate)`` where its rate ``V(1) - sigma_b^2`` is below 1.
 
     0.0 when the signal dies, ``math.inf`` when it blows up, ``q0`` when V is the identity
     (a homogeneous activation at its critical gain) or when q0 is itself a fixed point to
@@ -179,17 +186,19 @@ def fixed_point(act, gain, q0=1.0) -> float:
         raise ValueError(f"q0 must be finite and >= 0, got {q0}")
     if act.homogeneous:
         rate = length_map(act, gain, 1.0)
+        if bias_variance > 0.0:
+            return bias_variance / (1.0 - rate) if rate < 1.0 else math.inf
         if abs(rate - 1.0) < CRITICAL_TOLERANCE:
             return q0
         return 0.0 if rate < 1.0 else math.inf
     if q0 == 0.0:
-        if length_map(act, gain, 0.0) == 0.0:
+        if length_map(act, gain, 0.0, bias_variance) == 0.0:
             return 0.0
         q0 = Q_TINY
 
     def excess(log_q):
         q = math.exp(log_q)
-        return length_map(act, gain, q) / q - 1.0
+        return length_map(act, gain, q, bias_variance) / q - 1.0
 
     start = math.log(q0)
     value = excess(start)
@@ -236,7 +245,8 @@ def _require_signal(act: Activation, second: float, what: str, q: float) -> None
                          "its finite-width noise kappa is undefined")
 
 
-def profile(act, gain, q0, depth) -> Tuple[np.ndarray, np.ndarray]:
+def profile(act, gain, q0, depth,
+            bias_variance: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
     """Mean-field depth profile: ``q[l]`` and ``chi[l] = chi(q[l])`` for l = 0..depth.
 
     ``chi[l]`` is the factor by which the mean squared gradient w.r.t. pre-activations
@@ -246,7 +256,7 @@ def profile(act, gain, q0, depth) -> Tuple[np.ndarray, np.ndarray]:
     q = np.empty(depth + 1)
     q[0] = q0
     for layer in range(depth):
-        q[layer + 1] = length_map(act, gain, q[layer])
+        q[layer + 1] = length_map(act, gain, q[layer], bias_variance)
     return q, np.array([chi(act, gain, value) for value in q])
 
 
@@ -291,16 +301,18 @@ class MeanField:
     regime: str
     kappa_forward: float
     kappa_backward: float
+    bias_variance: float = 0.0  # sigma_b^2 of the biases (0: bias-free)
 
 
-def analyse(act, gain, q0=1.0) -> MeanField:
-    """Mean-field summary of ``act`` at ``gain`` for a forward pass started at ``q0``.
+def analyse(act, gain, q0=1.0, bias_variance: float = 0.0) -> MeanField:
+    """Mean-field summary of ``act`` at ``gain`` for a forward pass started at ``q0``, with
+    biases of variance ``bias_variance``.
 
     A homogeneous activation is scale-free, so its rates are taken at q = q0. When q* is 0 or
     inf the rates are the limits there, and the kappas are taken at Q_TINY or Q_HUGE.
     """
     act = _as_activation(act)
-    q_star = fixed_point(act, gain, q0)
+    q_star = fixed_point(act, gain, q0, bias_variance)
     q_rates = q0 if act.homogeneous else q_star
     q_kappa = q0 if act.homogeneous else min(max(q_star, Q_TINY), Q_HUGE)
     chi_1 = chi(act, gain, q_rates)
@@ -315,7 +327,8 @@ def analyse(act, gain, q0=1.0) -> MeanField:
         activation=act.name,
         gain=float(gain),
         q_star=q_star,
-        post_rms=math.sqrt(q_star) / abs(gain),  # V(q*) = q* = g^2 E[phi^2]
+        # V(q*) = q* = g^2 E[phi^2] + sigma_b^2
+        post_rms=math.sqrt(max(q_star - bias_variance, 0.0)) / abs(gain),
         chi_1=chi_1,
         slope=slope,
         xi_q=forward_depth_scale(slope),
@@ -324,6 +337,7 @@ def analyse(act, gain, q0=1.0) -> MeanField:
         regime=regime(chi_1),
         kappa_forward=kappa_forward(act, q_kappa),
         kappa_backward=kappa_backward(act, q_kappa),
+        bias_variance=float(bias_variance),
     )
 
 

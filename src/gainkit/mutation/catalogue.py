@@ -9,7 +9,9 @@ catalogue.
 A mutant is data: a name, what it breaks, the categories of regression it stands for
 (``tags``, see ``REQUIRED_TAGS``), which conformance files must catch it, a ``-k``
 expression selecting the tests that matter there (the quick slice CI runs) and the
-``torch.nn.init`` attributes it replaces. Each replacement is built from the
+attributes it replaces: ``torch.nn.init`` functions by name, or a module's reset method by its
+dotted path under torch (``nn.Linear.reset_parameters``: the module defaults, see
+``target``). Each replacement is built from the
 ``torch.nn.init`` module and the original attribute, and keeps the signature of every
 release (1.0 ``xavier_normal_(tensor, gain=1)`` ... 2.x ``xavier_normal_(tensor, gain=1.0,
 generator=None)``): extra arguments are passed through. Functions in ``torch.nn.init`` look
@@ -31,7 +33,9 @@ from gainkit import activations
 SQRT3 = math.sqrt(3.0)
 VALUES, DOCSTRING, INIT, STABILITY = ("test_values.py", "test_docstring.py",
                                       "test_init_functions.py", "test_stability.py")
+MODULE_DEFAULTS, DEFAULT_STACKS = "test_module_defaults.py", "test_default_stacks.py"
 GAIN_FILES = (VALUES, DOCSTRING, INIT, STABILITY)
+SUITE_FILES = GAIN_FILES + (MODULE_DEFAULTS, DEFAULT_STACKS)
 LINEAR_NAMES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                 "conv_transpose3d", "sigmoid")
 DEFAULT_SLOPE = activations.get("leaky_relu").defaults["negative_slope"]
@@ -54,6 +58,13 @@ REQUIRED_TAGS = {
     "family-swap": "a normal init drawing uniform values, or the reverse",
     "docstring-row": "a row of calculate_gain's docstring table missing",
     "error-message": "the 'Unsupported nonlinearity' error changed",
+    # issue 11: the modules' own defaults
+    "module-default:linear": "nn.Linear's default init changed (the a=sqrt(5) of #57109)",
+    "module-default:conv": "nn.Conv*'s default init changed",
+    "module-default:bias": "a default bias bound taken from the wrong fan",
+    "module-default:channels_last": "the channels_last path of _ConvNd.reset_parameters broken",
+    "module-default:attention": "nn.MultiheadAttention's stacked in_proj init changed",
+    "module-default:family": "a module default drawing normal values where it drew uniform",
 }
 
 # build(init_module, original_attribute) -> replacement
@@ -75,17 +86,42 @@ class Mutant:
 
     def apply(self, init) -> Dict[str, Callable]:
         """Install the faults into ``init``; returns the originals for :func:`restore`."""
-        originals = {attribute: getattr(init, attribute) for attribute in self.replacements}
+        originals = {attribute: lookup(init, attribute) for attribute in self.replacements}
         replacements = {attribute: build(init, originals[attribute])
                         for attribute, build in self.replacements.items()}
         for attribute, replacement in replacements.items():
-            setattr(init, attribute, replacement)
+            setattr(*target(init, attribute), replacement)
         return originals
+
+
+def target(init, attribute: str) -> Tuple[object, str]:
+    """``(owner, name)`` of a replaced attribute: ``torch.nn.init`` for a plain name; for a
+    dotted path under ``torch`` ("nn.Linear.reset_parameters", a module default) the class
+    that path names, which must define the method itself (so that restoring it is exact)."""
+    if "." not in attribute:
+        return init, attribute
+    import torch
+
+    path, _, name = attribute.rpartition(".")
+    owner = torch
+    for part in path.split("."):
+        owner = getattr(owner, part, None)
+        if owner is None:
+            raise NotApplicable(f"this torch has no torch.{path}")
+    if name not in vars(owner):
+        raise NotApplicable(f"torch.{path} does not define {name} itself")
+    return owner, name
+
+
+def lookup(init, attribute: str) -> Callable:
+    """The current value of a replaced attribute (see :func:`target`)."""
+    owner, name = target(init, attribute)
+    return vars(owner)[name] if owner is not init else getattr(init, name)
 
 
 def restore(init, originals: Dict[str, Callable]) -> None:
     for attribute, original in originals.items():
-        setattr(init, attribute, original)
+        setattr(*target(init, attribute), original)
 
 
 # calculate_gain faults ---------------------------------------------------------------------
@@ -305,6 +341,166 @@ def xavier_geometric_mean(fan_in: int, fan_out: int) -> float:
     return 1.0 / math.sqrt(fan_in * fan_out)
 
 
+# module-default faults (issue 11): a module's reset method replaced ----------------------------
+# Keys are dotted paths under torch naming the class that defines the method (see target()).
+
+def module_reset(replacement: Callable) -> Builder:
+    """A module's reset method as ``replacement(init, module)``."""
+
+    def build(init, original):
+        @functools.wraps(original)
+        def reset(self):
+            return replacement(init, self)
+
+        return reset
+
+    return build
+
+
+def uniform_bias(init, module, fan: str = "fan_in") -> None:
+    """nn.Linear's and _ConvNd's bias draw, U(+-1/sqrt(fan)) with ``fan`` of the weight."""
+    if module.bias is not None:
+        fan_in, fan_out = init._calculate_fan_in_and_fan_out(module.weight)
+        init.uniform_(module.bias, -1 / math.sqrt(fan_in if fan == "fan_in" else fan_out),
+                      1 / math.sqrt(fan_in if fan == "fan_in" else fan_out))
+
+
+def weight_kaiming_a0(init, module):
+    # the relu-style default (a=0) proposed instead of a=sqrt(5) (#57109, PR #58487)
+    init.kaiming_uniform_(module.weight)
+    uniform_bias(init, module)
+
+
+def bias_zero(init, module):
+    # zero biases, the default of other frameworks (Keras, Flax)
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    if module.bias is not None:
+        init.constant_(module.bias, 0.0)
+
+
+def weight_kaiming_normal(init, module):
+    init.kaiming_normal_(module.weight, a=math.sqrt(5))
+    uniform_bias(init, module)
+
+
+def bias_bound_fan_out(init, module):
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    uniform_bias(init, module, "fan_out")
+
+
+def channels_last_temporary(copy: str):
+    """2.13.0's _ConvNd.reset_parameters with its channels_last branch broken: the temporary
+    never copied back (``copy="none"``), or assigned with ``.data =`` (``"data"``), which
+    drops the memory format."""
+
+    def reset(init, module):
+        import torch
+
+        with torch.no_grad():
+            if not module.weight.is_contiguous():
+                temporary = torch.empty_like(module.weight,
+                                             memory_format=torch.contiguous_format)
+                init.kaiming_uniform_(temporary, a=math.sqrt(5))
+                if copy == "data":
+                    module.weight.data = temporary
+            else:
+                init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            uniform_bias(init, module)
+
+    return reset
+
+
+def attention_per_chunk(init, module):
+    # 1.1's code: xavier_uniform_ on each (E, E) chunk, so q, k, v get 1/E, not 1/(2E)
+    import torch
+
+    if getattr(module, "_qkv_same_embed_dim", True):
+        size = module.embed_dim
+        with torch.no_grad():
+            for chunk in range(3):
+                init.xavier_uniform_(module.in_proj_weight[chunk * size:(chunk + 1) * size])
+    else:
+        for weight in (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight):
+            init.xavier_uniform_(weight)
+    if module.in_proj_bias is not None:
+        init.constant_(module.in_proj_bias, 0.0)
+        init.constant_(module.out_proj.bias, 0.0)
+    for extra in (module.bias_k, module.bias_v):
+        if extra is not None:
+            init.xavier_normal_(extra)
+
+
+def rnn_input_weights_by_input_size(init, module):
+    for name, weight in module.named_parameters():
+        size = module.input_size if name.startswith("weight_ih_l0") else module.hidden_size
+        init.uniform_(weight, -1 / math.sqrt(size), 1 / math.sqrt(size))
+
+
+def embedding_padding_kept(init, module):
+    init.normal_(module.weight)  # the padding_idx row left drawn
+
+
+def transformer_without_xavier(init, module):
+    return None  # a refactor that dropped the loop: the layers keep their own defaults
+
+
+LINEAR_RESET = "nn.Linear.reset_parameters"
+CONV_RESET = "nn.modules.conv._ConvNd.reset_parameters"
+
+
+def module_mutant(name, description, tags, attribute, replacement, caught_by, select):
+    return Mutant(name, description, tuple(tags), {attribute: module_reset(replacement)},
+                  tuple(caught_by), select)
+
+
+MODULE_DEFAULT_MUTANTS = (
+    module_mutant("linear-default-a0", "nn.Linear draws kaiming_uniform_(weight) with a=0 "
+                  "(variance 2/fan_in, 6x the default)", ("module-default:linear",),
+                  LINEAR_RESET, weight_kaiming_a0, (MODULE_DEFAULTS, DEFAULT_STACKS),
+                  "linear"),
+    module_mutant("linear-default-kaiming-normal", "nn.Linear draws kaiming_normal_(weight, "
+                  "a=sqrt(5)): the default variance, normal values", ("module-default:family",),
+                  LINEAR_RESET, weight_kaiming_normal, (MODULE_DEFAULTS,), "linear"),
+    module_mutant("linear-bias-bound-fan-out", "nn.Linear's bias bound is 1/sqrt(fan_out)",
+                  ("module-default:bias",), LINEAR_RESET, bias_bound_fan_out,
+                  (MODULE_DEFAULTS,), "linear"),
+    module_mutant("linear-bias-zero", "nn.Linear's bias starts at 0 (other frameworks' "
+                  "default)", ("module-default:bias",), LINEAR_RESET, bias_zero,
+                  (MODULE_DEFAULTS, DEFAULT_STACKS), "linear"),
+    module_mutant("conv-default-a0", "nn.Conv*/ConvTranspose* draw kaiming_uniform_(weight) "
+                  "with a=0", ("module-default:conv",), CONV_RESET, weight_kaiming_a0,
+                  (MODULE_DEFAULTS,), "conv"),
+    module_mutant("conv-bias-bound-fan-out", "nn.Conv*'s bias bound is 1/sqrt(fan_out)",
+                  ("module-default:bias",), CONV_RESET, bias_bound_fan_out,
+                  (MODULE_DEFAULTS,), "conv"),
+    module_mutant("conv-channels_last-not-copied", "_ConvNd.reset_parameters initialises the "
+                  "contiguous temporary of a channels_last weight and never copies it back",
+                  ("module-default:channels_last",), CONV_RESET, channels_last_temporary("none"),
+                  (MODULE_DEFAULTS,), "channels_last"),
+    module_mutant("conv-channels_last-format-lost", "_ConvNd.reset_parameters assigns the "
+                  "temporary with weight.data =, so a channels_last weight turns contiguous",
+                  ("module-default:channels_last",), CONV_RESET, channels_last_temporary("data"),
+                  (MODULE_DEFAULTS,), "channels_last"),
+    module_mutant("attention-in-proj-per-chunk", "nn.MultiheadAttention draws xavier_uniform_ "
+                  "on each (E, E) chunk of in_proj_weight (1.1's code): variance 1/E, not "
+                  "1/(2E)", ("module-default:attention",),
+                  "nn.MultiheadAttention._reset_parameters", attention_per_chunk,
+                  (MODULE_DEFAULTS,), "in_proj_weight"),
+    module_mutant("rnn-input-weights-by-input-size", "nn.RNN/LSTM/GRU draw the input weights "
+                  "U(+-1/sqrt(input_size)), not 1/sqrt(hidden_size)", ("module-default:rnn",),
+                  "nn.modules.rnn.RNNBase.reset_parameters", rnn_input_weights_by_input_size,
+                  (MODULE_DEFAULTS,), "weight_ih"),
+    module_mutant("embedding-padding-row-drawn", "nn.Embedding leaves its padding_idx row "
+                  "drawn, not zeroed", ("module-default:embedding",),
+                  "nn.Embedding.reset_parameters", embedding_padding_kept, (MODULE_DEFAULTS,),
+                  "embedding"),
+    module_mutant("transformer-without-xavier", "nn.Transformer no longer applies "
+                  "xavier_uniform_ to its matrices", ("module-default:transformer",),
+                  "nn.Transformer._reset_parameters", transformer_without_xavier,
+                  (MODULE_DEFAULTS,), "transformer."),
+)
+
+
 # The catalogue -----------------------------------------------------------------------------
 
 def gain_mutant(nonlinearity: str, factor: float, select: str, tags=()) -> Mutant:
@@ -416,7 +612,7 @@ CATALOGUE = (
            "variance", ("family-swap",),
            {"xavier_uniform_": xavier("normal", xavier_average)}, (INIT,),
            "xavier and uniform"),
-)
+) + MODULE_DEFAULT_MUTANTS
 MUTANTS = {mutant.name: mutant for mutant in CATALOGUE}
 assert len(MUTANTS) == len(CATALOGUE), "mutant names must be unique"
 

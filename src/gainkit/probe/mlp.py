@@ -15,6 +15,10 @@ initialised weights multiplied by that factor (applied to the product ``W phi(h)
 backward pass, to ``W^T delta``: the same network as scaling the weights). Scales and inputs
 are columns of one batch, so a negative control shares weights and inputs with the nominal run.
 
+Biases (``biased=True``): ``h^{l+1} = W^{l+1} phi(h^l) + b^{l+1}``, the init then called as
+``init(weight, bias)`` on a weight slice and its (N, 1) bias column -- how a module's own
+default (``reset_parameters``) is measured. The scales multiply the weights only.
+
 Determinism: the weights, inputs and r are drawn after ``torch.manual_seed(seed)`` inside
 ``torch.random.fork_rng`` (the caller's RNG state is restored), so a run is a function of the
 seed. On CUDA this holds as well: Philox draws are fixed by seed and call order, and bmm and
@@ -137,7 +141,7 @@ def _mean_square(tensor: torch.Tensor) -> torch.Tensor:
 def measure(activation, init: Init, width: int, depth: int, draws: int,
             slope: float | None = None, q0: Sequence[float] = (1.0,),
             scales: Sequence[float] = (1.0,), device="cpu", dtype=torch.float32,
-            seed: int = 0, cpu_threads: int | None = 1) -> Measurement:
+            seed: int = 0, cpu_threads: int | None = 1, biased: bool = False) -> Measurement:
     """Run ``draws`` independent networks of ``depth`` layers and ``width`` units.
 
     ``activation``: a name of ``activations.names("torch")`` (with ``slope``), or a
@@ -146,11 +150,11 @@ def measure(activation, init: Init, width: int, depth: int, draws: int,
     """
     with _cpu_threads(cpu_threads):
         return _measure(activation, init, width, depth, draws, slope, q0, scales,
-                        torch.device(device), dtype, seed)
+                        torch.device(device), dtype, seed, biased)
 
 
 def _measure(activation, init, width, depth, draws, slope, q0, scales, device, dtype,
-             seed) -> Measurement:
+             seed, biased=False) -> Measurement:
     phi, dphi = (activations.get(activation, "torch").torch_pair(slope)
                  if isinstance(activation, str) else activation)
     scales, q0 = tuple(float(s) for s in scales), tuple(float(q) for q in q0)
@@ -164,16 +168,22 @@ def _measure(activation, init, width, depth, draws, slope, q0, scales, device, d
         x = torch.randn(draws, width, inputs, dtype=dtype, device=device) * input_scale
         r = torch.randn(draws, width, inputs, dtype=dtype, device=device)
         weights = torch.empty(depth, draws, width, width, dtype=dtype, device=device)
+        biases = torch.zeros(depth, draws, width, 1, dtype=dtype, device=device)
         with torch.no_grad():
             for layer in range(depth):
                 for draw in range(draws):
-                    init(weights[layer, draw])
+                    if biased:
+                        init(weights[layer, draw], biases[layer, draw])
+                    else:
+                        init(weights[layer, draw])
 
     with torch.no_grad():
         h = x.repeat(1, 1, len(scales))
         pre = [h]
         for layer in range(depth):
             h = torch.bmm(weights[layer], phi(h)) * column_scale
+            if biased:
+                h = h + biases[layer]
             pre.append(h)
         delta = r.repeat(1, 1, len(scales))
         grads = [delta]

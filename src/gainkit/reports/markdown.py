@@ -268,9 +268,44 @@ def markdown(matrix: Matrix, plots: Dict[str, str] | None = None) -> str:
               "gradients vanish (ordered), above 1 they explode (chaotic)."]
     lines += _image(plots, "phase", "chi_1 against gain for each activation")
     lines += definitions_table(matrix)
+    lines += default_stacks_section(matrix)
     if matrix.other_ids:
         lines += ["", "## Other records", ""] + other_records_table(matrix)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def default_stacks_section(matrix: Matrix) -> List[str]:
+    """What nn.Linear's own default does to a deep stack, per activation: the mean-field
+    account (gainkit.suite.default_stacks) and each release's measured chi_1 and verdict."""
+    from gainkit.suite import default_stacks
+
+    measured: Dict[str, Dict[str, dict]] = {}
+    for verdict in matrix.verdicts:
+        for record in verdict.release.records:
+            if record.get("kind") == "default_stack":
+                measured.setdefault(str(record["case_id"]), {}).setdefault(
+                    verdict.release.name, record)
+    if not measured:
+        return []
+    names = [v.release.name for v in matrix.verdicts]
+    rows = []
+    for case in default_stacks.CASES:
+        records = measured.get(default_stacks.record_id(case), {})
+        stack = default_stacks.summary(case, next(iter(records.values()))["width"]
+                                       if records else default_stacks.WIDTH)
+        cells = ["—" if name not in records else "{} χ₁ {} (mean field {})".format(
+            "✅" if records[name].get("verdict") == PASS else "❌",
+            number(records[name]["chi_1_measured"], 4),
+            number(records[name]["chi_1_predicted"], 4)) for name in names]
+        rows.append([case.id, stack.sentence()] + cells)
+    return ["", "## Module defaults in deep networks", "",
+            "Deep square stacks of nn.Linear layers as they initialise themselves "
+            "(`kaiming_uniform_(a=sqrt(5))`: implied gain 1/√3, and biases of variance "
+            "1/(3 fan_in)), one per activation of calculate_gain's list; mean field with the "
+            "biases in the length map, and the χ₁ each release measured past the first layers "
+            "(against mean field at the same layers: the floor q* is reached later than "
+            "the stack is deep for selu).", ""] + markdown_table(
+                ["activation", "mean field"] + names, rows)
 
 
 def activations(matrix: Matrix) -> List[tuple]:

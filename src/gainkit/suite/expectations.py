@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Tuple
 
 if sys.version_info >= (3, 11):
@@ -158,3 +158,115 @@ def load() -> Tuple[Tuple[GainCase, ...], Tuple[ReferenceCase, ...], Calling, Do
 
 
 GAINS, REFERENCES, CALLING, DOCSTRING = load()
+
+
+# --- module defaults (data/module_defaults.toml) ------------------------------------------------
+
+@dataclass(frozen=True)
+class ParameterDefault:
+    """How one parameter of a module is drawn at initialisation ([[module.parameter]])."""
+
+    name: str
+    distribution: str  # "uniform", "normal" or "constant"
+    variance: float | None = None
+    value: float | None = None
+    zero_rows: Tuple[int, ...] = ()
+    fan: str = ""
+    variance_formula: str = ""
+
+
+@dataclass(frozen=True)
+class DefaultDeviation:
+    """A release range that draws ``parameter`` differently ([[module.deviation]])."""
+
+    since: str
+    until: str
+    parameter: str
+    source: str
+    distribution: str = ""
+    variance: float | None = None
+    value: float | None = None
+
+    def covers(self, version: Tuple[int, ...]) -> bool:
+        return version_tuple(self.since) <= version < version_tuple(self.until)
+
+
+@dataclass(frozen=True)
+class ModuleDefault:
+    """One module configuration and what its default initialisation draws ([[module]])."""
+
+    id: str
+    build: str
+    sizes: Tuple[Tuple[str, int], ...]
+    parameters: Tuple[ParameterDefault, ...]
+    source: str
+    verified: Tuple[str, ...]
+    memory_format: str = ""
+    requires: Tuple[str, ...] = ()
+    since: str = ""
+    deviations: Tuple[DefaultDeviation, ...] = ()
+
+    def namespace(self) -> dict:
+        """``nn`` and the sizes: what ``build`` is evaluated in."""
+        import torch
+
+        return dict(self.sizes, nn=torch.nn)
+
+    def parameter(self, name: str) -> ParameterDefault:
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter
+        raise KeyError(f"{self.id} has no parameter {name!r}")
+
+    def expected(self, name: str, version: Tuple[int, ...]) -> ParameterDefault:
+        """``parameter(name)`` as the release ``version`` draws it (its deviation applied)."""
+        parameter = self.parameter(name)
+        for deviation in self.deviations:
+            if deviation.parameter == name and deviation.covers(version):
+                changes = {key: getattr(deviation, key) for key in
+                           ("distribution", "variance", "value")
+                           if getattr(deviation, key) not in (None, "")}
+                return replace(parameter, **changes)
+        return parameter
+
+
+def _module_default(row: dict) -> ModuleDefault:
+    row = dict(row)
+    sizes = dict(row["sizes"])
+    namespace = {"__builtins__": {}, "math": math}
+    namespace.update(sizes)
+
+    def number(expression):
+        return None if expression is None else float(eval(expression, namespace))  # noqa: S307
+
+    parameters = []
+    for entry in row.pop("parameter"):
+        entry = dict(entry)
+        formula = entry.get("variance", "")
+        entry["variance"] = number(entry.get("variance"))
+        entry["value"] = number(entry.get("value"))
+        entry["zero_rows"] = tuple(entry.get("zero_rows", ()))
+        parameters.append(ParameterDefault(variance_formula=formula, **entry))
+    deviations = []
+    for entry in row.pop("deviation", []):
+        entry = dict(entry)
+        entry["variance"] = number(entry.get("variance"))
+        entry["value"] = number(entry.get("value"))
+        deviations.append(DefaultDeviation(**entry))
+    row["sizes"] = tuple(sizes.items())
+    row["verified"] = tuple(row["verified"])
+    row["requires"] = tuple(row.get("requires", ()))
+    return ModuleDefault(parameters=tuple(parameters), deviations=tuple(deviations), **row)
+
+
+def module_defaults_path() -> str:
+    return os.path.join(os.path.dirname(data_path()), "module_defaults.toml")
+
+
+def load_module_defaults() -> Tuple[ModuleDefault, ...]:
+    with open(module_defaults_path(), encoding="utf-8") as handle:
+        data = tomllib.loads(handle.read())
+    return tuple(_module_default(row) for row in data["module"])
+
+
+MODULE_DEFAULTS = load_module_defaults()
