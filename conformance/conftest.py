@@ -12,6 +12,7 @@ import zlib
 import pytest
 import torch
 
+from gainkit.probe import mlp
 from gainkit.suite import plugin, torchinfo
 from gainkit.suite.expectations import DEVICE_DTYPES, REDUCED_PRECISION
 
@@ -65,6 +66,14 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize(("device", "dtype"), device_dtype_params(metafunc.config, True))
     elif "device" in names:
         metafunc.parametrize("device", device_dtype_params(metafunc.config, False))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_cpu_thread():
+    """The suite's tensors are small: one CPU thread runs its draws, QRs and products several
+    times faster than OpenMP's fork/join over two (restored at the end)."""
+    with mlp.torch_cpu_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

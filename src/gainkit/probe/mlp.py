@@ -115,9 +115,12 @@ def _rng_devices(device: torch.device) -> list:
 
 
 @contextmanager
-def _cpu_threads(count: int | None):
-    # The kernels here are small (N x N per draw): on a shared 2-core machine OpenMP
-    # fork/join made bmm ~100x slower with 2 threads than with 1.
+def torch_cpu_threads(count: int | None):
+    """torch's CPU threads set to ``count`` inside (None: left alone), restored after.
+
+    The suite's kernels are small (N x N per draw, QR of a 64 x 64 weight): on a shared 2-core
+    machine OpenMP fork/join made bmm ~100x and orthogonal_ ~60x slower with 2 threads than
+    with 1."""
     if count is None:
         yield
         return
@@ -144,7 +147,7 @@ def measure(activation, init: Init, width: int, depth: int, draws: int,
     ``(phi, phi')`` pair of torch functions for any other (see :func:`autograd_pair`).
     ``cpu_threads``: torch CPU threads while measuring (restored after); None leaves them.
     """
-    with _cpu_threads(cpu_threads):
+    with torch_cpu_threads(cpu_threads):
         return _measure(activation, init, width, depth, draws, slope, q0, scales,
                         torch.device(device), dtype, seed)
 
