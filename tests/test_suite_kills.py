@@ -16,6 +16,7 @@ import pytest
 from gainkit.mutation import runner
 from gainkit.mutation.catalogue import (
     CATALOGUE,
+    CONFORMANCE_FILES,
     GAIN_FILES,
     MUTANTS,
     REQUIRED_TAGS,
@@ -27,9 +28,12 @@ from gainkit.tools.check import conformance_dir
 
 torch = pytest.importorskip("torch")
 
-# One mutant caught by each conformance file; the first by all four.
+# One mutant caught by each conformance file; the first by all four gain files. Then the
+# faults of the arguments and orthogonal_ files, and a docstring lost (which must fail, not
+# skip).
 SLICE_MUTANTS = ("gain-tanh-x1.05", "leaky_relu-bool-accepted", "docstring-selu-row-missing",
-                 "kaiming-conv-fan-no-receptive-field")
+                 "kaiming-conv-fan-no-receptive-field", "kaiming_normal_-generator-dropped",
+                 "orthogonal_-gain-squared", "calculate_gain-docstring-lost")
 SLICE_SEEDS = (0, 1, 2)  # 0: every user's default run
 
 
@@ -56,7 +60,8 @@ def test_every_mutant_names_conformance_files_that_must_catch_it():
 
 def test_slice_has_a_mutant_for_every_conformance_file():
     named = {name for mutant in SLICE_MUTANTS for name in MUTANTS[mutant].caught_by}
-    assert named == set(GAIN_FILES)
+    assert named == set(CONFORMANCE_FILES)
+    assert set(CONFORMANCE_FILES) == {path.name for path in conformance_dir().glob("test_*.py")}
 
 
 def original_call(name: str, original):

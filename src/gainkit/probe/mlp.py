@@ -43,6 +43,7 @@ INITS = (
     "kaiming_normal_fan_out",
     "kaiming_uniform_fan_in",
     "kaiming_uniform_fan_out",
+    "orthogonal",
 )
 
 
@@ -65,16 +66,20 @@ def autograd_pair(function: Callable) -> Tuple[Callable, Callable]:
 def torch_init(name: str, nonlinearity: str, param=None, gain: float | None = None) -> Init:
     """The torch init ``name`` (one of INITS) as a callable on one 2-D weight.
 
-    xavier_*: ``gain`` if given, else ``calculate_gain(nonlinearity[, param])`` -- called here,
-    so a gain missing from this torch raises its ValueError. kaiming_*: ``a=param`` (0 when
-    None), ``mode`` and ``nonlinearity`` go to torch, which calls calculate_gain itself.
+    xavier_* and orthogonal: ``gain`` if given, else ``calculate_gain(nonlinearity[, param])``
+    -- called here, so a gain missing from this torch raises its ValueError. kaiming_*:
+    ``a=param`` (0 when None), ``mode`` and ``nonlinearity`` go to torch, which calls
+    calculate_gain itself.
     """
     init = torch.nn.init
-    if name.startswith("xavier_"):
+    if name.startswith("xavier_") or name == "orthogonal":
         if gain is None:
             arguments = (nonlinearity,) if param is None else (nonlinearity, param)
             gain = init.calculate_gain(*arguments)
-        function = init.xavier_normal_ if name == "xavier_normal" else init.xavier_uniform_
+        function = {"xavier_normal": init.xavier_normal_, "xavier_uniform": init.xavier_uniform_,
+                    "orthogonal": init.orthogonal_}.get(name)
+        if function is None:
+            raise ValueError(f"unknown init {name!r}; expected one of {INITS}")
         return lambda weight: function(weight, gain=gain)
     if name.startswith("kaiming_"):
         family, _, mode = name.partition("_fan_")
