@@ -12,8 +12,9 @@ import zlib
 import pytest
 import torch
 
+from gainkit.probe import mlp
 from gainkit.suite import plugin, torchinfo
-from gainkit.suite.expectations import DEVICE_DTYPES
+from gainkit.suite.expectations import DEVICE_DTYPES, REDUCED_PRECISION
 
 
 def pytest_configure(config):
@@ -32,16 +33,19 @@ def pytest_configure(config):
         "off?): add -p gainkit.suite.plugin")
 
 
-def device_dtype_params(config, with_dtype: bool) -> list:
+def device_dtype_params(config, with_dtype: bool, pairs=DEVICE_DTYPES) -> list:
     params = []
     seen = set()
-    for device, dtype_label in DEVICE_DTYPES:
-        dtype = getattr(torch, dtype_label)
+    for device, dtype_label in pairs:
+        dtype = getattr(torch, dtype_label, None)
         if device not in plugin.selected_devices(config):
             continue
         marks = [pytest.mark.cuda] if device == "cuda" else []
         if device == "cuda" and not torch.cuda.is_available():
             marks.append(pytest.mark.skip(reason=plugin.CUDA_MISSING))
+        if dtype is None:
+            marks.append(pytest.mark.skip(
+                reason=f"torch {torch.__version__} has no torch.{dtype_label}"))
         if with_dtype:
             params.append(pytest.param(device, dtype, marks=marks,
                                        id=f"{device}-{dtype_label}"))
@@ -53,10 +57,23 @@ def device_dtype_params(config, with_dtype: bool) -> list:
 
 def pytest_generate_tests(metafunc):
     names = metafunc.fixturenames
-    if "device" in names and "dtype" in names:
+    if "device" in names and "reduced_dtype" in names:
+        devices = dict.fromkeys(device for device, _ in DEVICE_DTYPES)
+        pairs = [(device, label) for device in devices for label in REDUCED_PRECISION]
+        metafunc.parametrize(("device", "reduced_dtype"),
+                             device_dtype_params(metafunc.config, True, pairs))
+    elif "device" in names and "dtype" in names:
         metafunc.parametrize(("device", "dtype"), device_dtype_params(metafunc.config, True))
     elif "device" in names:
         metafunc.parametrize("device", device_dtype_params(metafunc.config, False))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_cpu_thread():
+    """The suite's tensors are small: one CPU thread runs its draws, QRs and products several
+    times faster than OpenMP's fork/join over two (restored at the end)."""
+    with mlp.torch_cpu_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

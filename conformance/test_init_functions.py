@@ -9,6 +9,14 @@ with probability at most FALSE_ALARM_RATE (Bonferroni over every statistical ass
 every parametrisation, CUDA ones included). n is chosen so that a gain off by 5% (variance
 off by 9.75% or 10.25%) falls outside the band with probability at least 1 - MISS_RATE, and
 each test asserts that sharpness before it measures.
+
+Half precision: ``test_reduced_precision_variance`` draws the same checks in float16 and
+bfloat16 (gains.toml-independent: the dtype matters to the draw, not to the gain's value),
+for kaiming with a non-zero ``a`` in both modes and xavier, on every layer. Their bands add the
+bound on what rounding to the dtype does to each statistic (``variance.rounding_terms``:
+at most eps^2 / 12 of the second moment, 5.1e-6 for bfloat16's 8 significant bits), which is
+negligible next to the sampling band; the max|w| check allows the eps / 2 rounding of the
+largest weight.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import torch
 from scipy.stats import norm
 
 from gainkit.suite import designs, torchinfo, variance
-from gainkit.suite.expectations import DEVICE_DTYPES, GAINS
+from gainkit.suite.expectations import DEVICE_DTYPES, GAINS, REDUCED_PRECISION
 
 FALSE_ALARM_RATE = 1e-4
 MISS_RATE = 1e-4
@@ -67,8 +75,17 @@ def first_per_value(cases) -> list:
 # xavier takes the gain as a number: one case per distinct documented value is enough.
 XAVIER_CASES = first_per_value(GAINS)
 
+# Half precision: leaky_relu at slope 0.2 (a != 0 reaches calculate_gain) for kaiming, tanh's
+# 5/3 for xavier; each init on every layer.
+REDUCED_CASE = next(case for case in GAINS if case.id == "leaky_relu-0.2")
+REDUCED_XAVIER_CASE = next(case for case in GAINS if case.id == "tanh")
+REDUCED_INITS = tuple(f"kaiming_{family}_{mode}" for family in FAMILIES for mode in MODES) + tuple(
+    f"xavier_{family}" for family in FAMILIES)
+REDUCED_DEVICES = len(dict.fromkeys(device for device, _ in DEVICE_DTYPES))
+
 TESTS_IN_FILE = len(LAYERS) * len(FAMILIES) * (len(MODES) * len(GAINS) + len(XAVIER_CASES))
-ASSERTIONS_IN_FILE = TESTS_IN_FILE * len(DEVICE_DTYPES) * CHECKS_PER_TEST
+REDUCED_TESTS = len(LAYERS) * len(REDUCED_INITS) * REDUCED_DEVICES * len(REDUCED_PRECISION)
+ASSERTIONS_IN_FILE = (TESTS_IN_FILE * len(DEVICE_DTYPES) + REDUCED_TESTS) * CHECKS_PER_TEST
 Z_ALARM = designs.bonferroni_z(ASSERTIONS_IN_FILE, FALSE_ALARM_RATE)
 Z_POWER = float(norm.isf(MISS_RATE))
 
@@ -116,3 +133,44 @@ def test_xavier_variance(family, case, layer, device, dtype, node_seed, results)
     expected = case.value ** 2 * 2 / (layer.fan_in + layer.fan_out)
     judged(weights, expected, family, dtype, results, case.id, init=f"xavier_{family}_",
            mode="fan_avg", layer=layer.id, device=device)
+
+
+def require_random_kernels(device: str, dtype) -> None:
+    """Skip, saying why, where this torch cannot draw normal or uniform values in ``dtype`` on
+    ``device`` at all (tensor methods, not torch.nn.init: a fault there cannot cause a skip)."""
+    for method in ("normal_", "uniform_"):
+        try:
+            getattr(torch.empty(8, device=device, dtype=dtype), method)()
+        except RuntimeError as error:
+            pytest.skip(f"torch {torch.__version__} has no {device} {torchinfo.dtype_name(dtype)}"
+                        f" {method} kernel: {str(error).splitlines()[0]}")
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=[layer.id for layer in LAYERS])
+@pytest.mark.parametrize("init", REDUCED_INITS)
+def test_reduced_precision_variance(init, layer, device, reduced_dtype, node_seed, results,
+                                    require_gain):
+    dtype = reduced_dtype
+    require_random_kernels(device, dtype)
+    family = "normal" if "normal" in init else "uniform"
+    if init.startswith("kaiming"):
+        case = REDUCED_CASE
+        mode = "fan_" + init.rpartition("_fan_")[2]
+        value = require_gain(case)
+        initialise = getattr(torch.nn.init, f"kaiming_{family}_")
+
+        def fill(weight):
+            initialise(weight, a=case.slope, mode=mode, nonlinearity=case.nonlinearity)
+
+        expected = value ** 2 / fan(layer, mode)
+    else:
+        case, mode = REDUCED_XAVIER_CASE, "fan_avg"
+        initialise = getattr(torch.nn.init, f"xavier_{family}_")
+
+        def fill(weight):
+            initialise(weight, gain=case.value)
+
+        expected = case.value ** 2 * 2 / (layer.fan_in + layer.fan_out)
+    weights = variance.draw(fill, layer.shape, draws_needed(family), device, dtype, node_seed)
+    judged(weights, expected, family, dtype, results, case.id, init=f"{init.split('_fan')[0]}_",
+           mode=mode, layer=layer.id, device=device)

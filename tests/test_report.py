@@ -135,6 +135,19 @@ def test_releases_that_drew_different_weights_are_not_called_identical(capsys, m
     assert "Measured on 3 releases" in out and "every release measured the same" not in out
 
 
+def test_a_chi_1_of_exactly_one_is_an_infinite_depth_in_the_sentence(capsys, matrix_dir,
+                                                                      real_results):
+    # orthogonal weights in a linear net keep gradients exactly: chi_1 = 1, depth_10x = inf,
+    # next to a release whose chi_1 is above 1 (the depths' span must sort as numbers)
+    other = as_release(real_results, "2.0.1")
+    stability_record(other, "tanh")["chi_1_measured"] = 1.0
+    write(matrix_dir, "py310-torch2.0.1", other)
+    output = matrix_dir / "report.md"
+    code, _, err = run_report(capsys, matrix_dir, "--output", output)
+    assert (code, err) == (0, "")
+    assert "–∞ layers" in output.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("inject, expected", [
     (lambda r: value_record(r, "tanh").update(measured=1.6), "returns 1.6 (float)"),
     (lambda r: value_record(r, "relu").update(measured_type="int"),

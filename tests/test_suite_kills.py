@@ -16,9 +16,9 @@ import pytest
 from gainkit.mutation import runner
 from gainkit.mutation.catalogue import (
     CATALOGUE,
+    CONFORMANCE_FILES,
     MUTANTS,
     REQUIRED_TAGS,
-    SUITE_FILES,
     NotApplicable,
     lookup,
     restore,
@@ -29,11 +29,13 @@ from gainkit.tools.check import conformance_dir
 
 torch = pytest.importorskip("torch")
 
-# One mutant caught by each conformance file; the first by all four gain files, the last by
-# both module-default files.
+# One mutant caught by each conformance file; the first by all four gain files. Then the
+# faults of the arguments and orthogonal_ files, a docstring lost (which must fail, not skip),
+# and the module defaults, the last by both module-default files.
 SLICE_MUTANTS = ("gain-tanh-x1.05", "leaky_relu-bool-accepted", "docstring-selu-row-missing",
-                 "kaiming-conv-fan-no-receptive-field", "attention-in-proj-per-chunk",
-                 "linear-default-a0")
+                 "kaiming-conv-fan-no-receptive-field", "kaiming_normal_-generator-dropped",
+                 "orthogonal_-gain-squared", "calculate_gain-docstring-lost",
+                 "attention-in-proj-per-chunk", "linear-default-a0")
 SLICE_SEEDS = (0, 1, 2)  # 0: every user's default run
 
 
@@ -52,7 +54,7 @@ def test_catalogue_has_a_gain_mutant_for_every_stability_case():
 
 def test_every_mutant_names_conformance_files_that_must_catch_it():
     files = {path.name for path in conformance_dir().glob("test_*.py")}
-    assert set(SUITE_FILES) <= files
+    assert set(CONFORMANCE_FILES) <= files
     for mutant in CATALOGUE:
         assert mutant.caught_by and set(mutant.caught_by) <= files, mutant.name
         assert mutant.description and mutant.tags, mutant.name
@@ -60,7 +62,8 @@ def test_every_mutant_names_conformance_files_that_must_catch_it():
 
 def test_slice_has_a_mutant_for_every_conformance_file():
     named = {name for mutant in SLICE_MUTANTS for name in MUTANTS[mutant].caught_by}
-    assert named == set(SUITE_FILES)
+    assert named == set(CONFORMANCE_FILES)
+    assert set(CONFORMANCE_FILES) == {path.name for path in conformance_dir().glob("test_*.py")}
 
 
 def module_instance(owner):

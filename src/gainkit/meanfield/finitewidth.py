@@ -36,6 +36,16 @@ is ``c' Sigma c`` in this linear model (for a critical map it reduces to docs/th
 Checked against 3000-draw Monte Carlo at N = 64 for every stability gain, normal and uniform
 weights: means agree within 0.08 single-draw SD, variances within about 10%
 (``gainkit.suite.designs.settling_width`` for the one exception).
+
+Orthogonal weights (``weights="orthogonal"``: ``orthogonal_``'s Haar matrices times g). The
+length map is the same, the noise is not: ``||W phi|| = g ||phi||`` exactly, so for l >= 1
+``q_l = s_l`` (no eta), and ``h_l`` is uniform on the sphere of that radius: ``h = sqrt(s / m) z``
+with ``m = mean z^2`` for Gaussian z. Hence ``ln p_l = ln E[phi^2](s_l) + eps_l - lambda_l eta_l``
+(eta_l now the unmeasured ``ln m``), and, with the backward signal ``W^T delta`` uniform on the
+sphere of radius ``g ||delta||`` (``zeta = ln mean`` of its Gaussian parent's squares: Var 2,
+Cov(zeta, xi) = 2), ``ln r_l = ln chi(s_l) + xi_l - beta_l eta_l - zeta_l``. The input layer is
+Gaussian (eta_0, eps_0 as before; ``xi_0 - zeta_0``). ``_orthogonal_noise`` builds these
+effective noises; the rest of the model is shared.
 """
 
 from __future__ import annotations
@@ -51,6 +61,8 @@ from gainkit.meanfield import theory
 
 _STEP = 1e-3  # ln s step of the finite differences
 _ETA, _EPS, _XI = range(3)
+WEIGHTS = ("gaussian", "orthogonal")  # the weight ensembles the model describes
+_COVARIANCE_STEP = 0.05  # ln s step of the derivative of the noise covariance (orthogonal)
 
 
 @dataclass(frozen=True)
@@ -184,20 +196,30 @@ class FiniteWidth:
     ``weight_kurtosis``: excess kurtosis of the weight distribution (0 normal, -1.2 uniform).
     It makes ``h = W phi`` non-Gaussian with excess kurtosis ``k (1 + kappa_forward) / N``,
     which shifts ``E[phi(h)^2]`` and ``E[phi'(h)^2]`` at O(1/N) (first Edgeworth term; zero
-    for homogeneous maps). Everything else is as in the module docstring.
+    for homogeneous maps). ``weights``: the ensemble, ``"gaussian"`` (i.i.d. entries, of any
+    kurtosis) or ``"orthogonal"`` (Haar times g; kurtosis does not apply). Everything else is
+    as in the module docstring.
     """
 
     def __init__(self, name, slope: float | None, gain: float, q0: float, depth: int,
                  width: int, reference_gain: float | None = None,
-                 weight_kurtosis: float = 0.0) -> None:
+                 weight_kurtosis: float = 0.0, weights: str = "gaussian") -> None:
+        if weights not in WEIGHTS:
+            raise ValueError(f"unknown weight ensemble {weights!r}; expected one of {WEIGHTS}")
+        if weights == "orthogonal" and weight_kurtosis:
+            raise ValueError("orthogonal weights have no entry kurtosis to set")
         self.gain, self.depth, self.width = float(gain), int(depth), int(width)
+        self.weights = weights
         reference = self.gain if reference_gain is None else float(reference_gain)
         noise, s = [], [float(q0)]
         for layer in range(depth + 1):  # p_depth needs s_{depth+1}
             noise.append(layer_noise(name, slope, s[layer]))
             s.append(self.gain**2 * math.exp(noise[-1].log_post))
         self.s, self.noise = np.array(s), noise
-        self.covariance, log_bias = _noise_covariance(noise, width)
+        if weights == "orthogonal":
+            self.covariance, log_bias = _orthogonal_noise(name, slope, noise, s, width)
+        else:
+            self.covariance, log_bias = _noise_covariance(noise, width)
         variance_of = np.diag(self.covariance)
         kurtosis = np.array([0.0] + [weight_kurtosis * (1.0 + m.covariance[_EPS][_EPS]) / width
                                      for m in noise[:-1]])  # of h_l; the input is Gaussian
@@ -227,7 +249,8 @@ class FiniteWidth:
         # E[ln chi(s_l)] beyond mean field, plus what gradient independence misses
         chi_shift = (beta * (mean_s[:n] - np.log(s[:n])) + 0.5 * curvature * var_s_of[:n]
                      + kurtosis * np.array([m.kurtosis_dphi for m in noise])
-                     + _projection_bias(noise, width, weight_kurtosis) + log_bias[_XI::3])
+                     + _projection_bias(noise, width, weight_kurtosis, weights)
+                     + log_bias[_XI::3])
         self.rows: Dict[str, np.ndarray] = {
             "q": sensitivity[:n] + unit[_ETA::3],
             "post": sensitivity[1:n + 1],
@@ -287,8 +310,56 @@ def _noise_covariance(noise: Sequence[LayerNoise], width: int) -> Tuple[np.ndarr
     return covariance, mean
 
 
+def _orthogonal_noise(name, slope: float | None, noise: Sequence[LayerNoise],
+                      s: Sequence[float], width: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Covariance and means of the effective noises of orthogonal weights, first order.
+
+    Per layer the measured logs carry ``(0, eps - lambda eta, xi - beta eta - zeta)`` (layer 0,
+    the Gaussian input: ``(eta, eps, xi - zeta)``), a linear map A of (eta, eps, xi, zeta)
+    whose covariance is C_l extended by ``Var zeta = 2``, ``Cov(zeta, xi) = 2``: A C A' / N.
+    Their means, from ``E[ln m] = -1/N``, ``E[(ln m)^2] = 2/N`` and
+    ``E[eps'(s) ln m] = d Cov(eta, eps) / d ln s / N`` (the noise at the sphere's radius
+    ``s / m``, expanded in ``ln m``):
+
+        E[eps_l - lambda eta_l]        = (lambda + lambda' - kappa_f / 2 - dC_eta,eps) / N
+        E[xi_l - beta eta_l - zeta_l]  = (beta + beta' - kappa_b / 2 - dC_eta,xi + 1) / N
+
+    (primes: d / d ln s). Linear at gain 1 gives zero noise and zero bias: norms are kept.
+    """
+    count = 3 * len(noise)
+    covariance, mean = np.zeros((count, count)), np.zeros(count)
+    for layer, moments in enumerate(noise):
+        extended = np.zeros((4, 4))
+        extended[:3, :3] = moments.covariance
+        extended[3, 3] = extended[_XI, 3] = extended[3, _XI] = 2.0
+        kappa_f, kappa_b = moments.covariance[_EPS][_EPS], moments.covariance[_XI][_XI]
+        block = slice(3 * layer, 3 * layer + 3)
+        if layer == 0:
+            transform = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, -1.0]])
+            mean[block] = np.array([-1.0, -kappa_f / 2, 1.0 - kappa_b / 2]) / width
+        else:
+            lam, beta = moments.post_slope, moments.chi_slope
+            d_eps, d_xi = _covariance_slopes(name, slope, s[layer])
+            transform = np.array([[0.0, 0, 0, 0], [-lam, 1.0, 0, 0], [-beta, 0, 1.0, -1.0]])
+            mean[block] = np.array([
+                0.0, lam + moments.post_curvature - kappa_f / 2 - d_eps,
+                beta + moments.chi_curvature - kappa_b / 2 - d_xi + 1.0]) / width
+        covariance[block, block] = transform @ extended @ transform.T / width
+    return covariance, mean
+
+
+def _covariance_slopes(name, slope: float | None, s: float) -> Tuple[float, float]:
+    """``d Cov(eta, eps) / d ln s`` and ``d Cov(eta, xi) / d ln s`` at s (central difference;
+    zero for homogeneous maps, whose noise is scale-free)."""
+    if _activation(name, slope).homogeneous:
+        return 0.0, 0.0
+    below, above = (layer_noise(name, slope, s * math.exp(step)).covariance
+                    for step in (-_COVARIANCE_STEP, _COVARIANCE_STEP))
+    return tuple((above[_ETA][k] - below[_ETA][k]) / (2 * _COVARIANCE_STEP) for k in (_EPS, _XI))
+
+
 def _projection_bias(noise: Sequence[LayerNoise], width: int,
-                     weight_kurtosis: float = 0.0) -> np.ndarray:
+                     weight_kurtosis: float = 0.0, weights: str = "gaussian") -> np.ndarray:
     """O(1/N) shift of ``E[ln r_l]`` beyond the gradient-independence assumption.
 
     ``W = W^{l+1}`` enters both ``h^{l+1} = W phi^l`` and ``u = W^T delta^{l+1}``. Gaussian W
@@ -304,15 +375,22 @@ def _projection_bias(noise: Sequence[LayerNoise], width: int,
     scales with ``(E[W^4]/sigma^4 - 1) / 2`` (1 Gaussian, 0.4 uniform), while the carried term
     needs only second moments. Zero for linear, relu, leaky_relu (C_eta,xi = 0); about
     -0.3 / N a layer for tanh at 5/3.
+
+    Orthogonal W: u is ``c`` along ``phi^l`` and uniform on the rest of the sphere of radius
+    ``g ||delta||``, so the rest carries ``g^2 ||delta||^2 - c^2`` instead of a fresh amount;
+    conditioning on both gives ``E[g_l] / (chi_l g_{l+1}) = 1 + C_eps,xi[l] D_l / N`` with
+    the same D_l (diagonal factor 1).
     """
     depth = len(noise) - 1
-    diagonal = (2.0 + weight_kurtosis) / 2.0
+    orthogonal = weights == "orthogonal"
+    diagonal = 1.0 if orthogonal else (2.0 + weight_kurtosis) / 2.0
     shift = np.zeros(depth + 1)
     carried = 0.0  # D_{l+1} (Gaussian form), built from the output down
     for layer in range(depth - 2, -1, -1):
         above = noise[layer + 1]
         own = diagonal * above.covariance[_ETA][_XI] + above.projection * carried
-        shift[layer] = (1.0 + noise[layer].covariance[_EPS][_XI]) * own / width
+        factor = noise[layer].covariance[_EPS][_XI] + (0.0 if orthogonal else 1.0)
+        shift[layer] = factor * own / width
         carried = above.covariance[_ETA][_XI] + above.projection * carried
     return shift
 
@@ -320,7 +398,8 @@ def _projection_bias(noise: Sequence[LayerNoise], width: int,
 @lru_cache(maxsize=None)
 def finite_width(name, slope: float | None, gain: float, q0: float, depth: int,
                  width: int, reference_gain: float | None = None,
-                 weight_kurtosis: float = 0.0) -> FiniteWidth:
+                 weight_kurtosis: float = 0.0, weights: str = "gaussian") -> FiniteWidth:
     """Cached ``FiniteWidth``: the suite evaluates each model for several inits and dtypes.
     ``name``: a built-in activation's name (with ``slope``) or any theory.Activation."""
-    return FiniteWidth(name, slope, gain, q0, depth, width, reference_gain, weight_kurtosis)
+    return FiniteWidth(name, slope, gain, q0, depth, width, reference_gain, weight_kurtosis,
+                       weights)

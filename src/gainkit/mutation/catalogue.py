@@ -35,7 +35,9 @@ VALUES, DOCSTRING, INIT, STABILITY = ("test_values.py", "test_docstring.py",
                                       "test_init_functions.py", "test_stability.py")
 MODULE_DEFAULTS, DEFAULT_STACKS = "test_module_defaults.py", "test_default_stacks.py"
 GAIN_FILES = (VALUES, DOCSTRING, INIT, STABILITY)
-SUITE_FILES = GAIN_FILES + (MODULE_DEFAULTS, DEFAULT_STACKS)
+ARGUMENTS, ORTHOGONAL = "test_init_arguments.py", "test_orthogonal.py"
+# Every conformance file some mutant must fail (the gain files catch every gain change).
+CONFORMANCE_FILES = GAIN_FILES + (ARGUMENTS, ORTHOGONAL, MODULE_DEFAULTS, DEFAULT_STACKS)
 LINEAR_NAMES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                 "conv_transpose3d", "sigmoid")
 DEFAULT_SLOPE = activations.get("leaky_relu").defaults["negative_slope"]
@@ -65,6 +67,10 @@ REQUIRED_TAGS = {
     "module-default:channels_last": "the channels_last path of _ConvNd.reset_parameters broken",
     "module-default:attention": "nn.MultiheadAttention's stacked in_proj init changed",
     "module-default:family": "a module default drawing normal values where it drew uniform",
+    "docstring-lost": "calculate_gain wrapped so that its docstring is lost",
+    "generator-ignored": "an init drawing from the global RNG whatever generator= says",
+    "kaiming-a-ignored": "kaiming_* not passing a (leaky_relu's slope) to calculate_gain",
+    "orthogonal-gain": "orthogonal_ ignoring or mangling its gain",
 }
 
 # build(init_module, original_attribute) -> replacement
@@ -341,6 +347,59 @@ def xavier_geometric_mean(fan_in: int, fan_out: int) -> float:
     return 1.0 / math.sqrt(fan_in * fan_out)
 
 
+# argument, orthogonal_ and docstring faults --------------------------------------------------
+
+def calculate_gain_undocumented(init, original):
+    """calculate_gain behind a wrapper written without functools.wraps: the values stay, the
+    docstring (and with it the table and SELU's warning) is gone."""
+
+    def calculate_gain(nonlinearity, param=None):
+        return original(nonlinearity, param)
+
+    return calculate_gain
+
+
+def generator_dropped(init, original):
+    """The init as upstream, called without the generator it was given: it draws from the
+    global RNG (a wrapper, override handler or refactor that forgets to forward the keyword).
+    Needs a torch whose init takes ``generator=`` (2.2+)."""
+    import inspect
+
+    if "generator" not in inspect.signature(original).parameters:
+        raise NotApplicable(f"{original.__name__} takes no generator= in this torch")
+
+    @functools.wraps(original)
+    def replacement(*args, **kwargs):
+        kwargs.pop("generator", None)
+        return original(*args, **kwargs)
+
+    return replacement
+
+
+def kaiming_a_ignored(init, original):
+    """kaiming_*_ as upstream except that calculate_gain gets no ``a``: leaky_relu is always
+    at its default slope."""
+
+    @functools.wraps(original)
+    def kaiming_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", *args, **kwargs):
+        return original(tensor, DEFAULT_SLOPE, mode, nonlinearity, *args, **kwargs)
+
+    return kaiming_
+
+
+def orthogonal_gain(rewrite: Callable[[float], float]) -> Builder:
+    """orthogonal_ as upstream with its gain replaced by ``rewrite(gain)``."""
+
+    def build(init, original):
+        @functools.wraps(original)
+        def orthogonal_(tensor, gain=1, *args, **kwargs):
+            return original(tensor, rewrite(gain), *args, **kwargs)
+
+        return orthogonal_
+
+    return build
+
+
 # module-default faults (issue 11): a module's reset method replaced ----------------------------
 # Keys are dotted paths under torch naming the class that defines the method (see target()).
 
@@ -612,6 +671,26 @@ CATALOGUE = (
            "variance", ("family-swap",),
            {"xavier_uniform_": xavier("normal", xavier_average)}, (INIT,),
            "xavier and uniform"),
+    # argument, orthogonal_ and docstring faults
+    Mutant("calculate_gain-docstring-lost", "calculate_gain wrapped by a decorator without "
+           "functools.wraps: same values, no docstring", ("docstring-lost",),
+           {"calculate_gain": calculate_gain_undocumented}, (DOCSTRING,), ""),
+    Mutant("kaiming_normal_-generator-dropped", "kaiming_normal_ draws from the global RNG "
+           "whatever generator= says (2.2+)", ("generator-ignored",),
+           {"kaiming_normal_": generator_dropped}, (ARGUMENTS,), "generator and kaiming_normal"),
+    Mutant("orthogonal_-generator-dropped", "orthogonal_ draws from the global RNG whatever "
+           "generator= says (2.2+)", ("generator-ignored",),
+           {"orthogonal_": generator_dropped}, (ARGUMENTS,), "generator and orthogonal"),
+    Mutant("kaiming-a-ignored", "kaiming_* call calculate_gain without a: leaky_relu always "
+           f"at slope {DEFAULT_SLOPE}", ("kaiming-a-ignored",),
+           {"kaiming_normal_": kaiming_a_ignored, "kaiming_uniform_": kaiming_a_ignored},
+           (INIT,), "kaiming and leaky_relu"),
+    Mutant("orthogonal_-gain-ignored", "orthogonal_ returns an orthonormal matrix whatever "
+           "its gain", ("orthogonal-gain",), {"orthogonal_": orthogonal_gain(lambda gain: 1)},
+           (ORTHOGONAL, STABILITY), "orthogonal and relu and not leaky"),
+    Mutant("orthogonal_-gain-squared", "orthogonal_ multiplies by gain ** 2",
+           ("orthogonal-gain",), {"orthogonal_": orthogonal_gain(lambda gain: gain ** 2)},
+           (ORTHOGONAL, STABILITY), "orthogonal and relu and not leaky"),
 ) + MODULE_DEFAULT_MUTANTS
 MUTANTS = {mutant.name: mutant for mutant in CATALOGUE}
 assert len(MUTANTS) == len(CATALOGUE), "mutant names must be unique"

@@ -47,6 +47,7 @@ INITS = (
     "kaiming_normal_fan_out",
     "kaiming_uniform_fan_in",
     "kaiming_uniform_fan_out",
+    "orthogonal",
 )
 
 
@@ -69,16 +70,20 @@ def autograd_pair(function: Callable) -> Tuple[Callable, Callable]:
 def torch_init(name: str, nonlinearity: str, param=None, gain: float | None = None) -> Init:
     """The torch init ``name`` (one of INITS) as a callable on one 2-D weight.
 
-    xavier_*: ``gain`` if given, else ``calculate_gain(nonlinearity[, param])`` -- called here,
-    so a gain missing from this torch raises its ValueError. kaiming_*: ``a=param`` (0 when
-    None), ``mode`` and ``nonlinearity`` go to torch, which calls calculate_gain itself.
+    xavier_* and orthogonal: ``gain`` if given, else ``calculate_gain(nonlinearity[, param])``
+    -- called here, so a gain missing from this torch raises its ValueError. kaiming_*:
+    ``a=param`` (0 when None), ``mode`` and ``nonlinearity`` go to torch, which calls
+    calculate_gain itself.
     """
     init = torch.nn.init
-    if name.startswith("xavier_"):
+    if name.startswith("xavier_") or name == "orthogonal":
         if gain is None:
             arguments = (nonlinearity,) if param is None else (nonlinearity, param)
             gain = init.calculate_gain(*arguments)
-        function = init.xavier_normal_ if name == "xavier_normal" else init.xavier_uniform_
+        function = {"xavier_normal": init.xavier_normal_, "xavier_uniform": init.xavier_uniform_,
+                    "orthogonal": init.orthogonal_}.get(name)
+        if function is None:
+            raise ValueError(f"unknown init {name!r}; expected one of {INITS}")
         return lambda weight: function(weight, gain=gain)
     if name.startswith("kaiming_"):
         family, _, mode = name.partition("_fan_")
@@ -119,9 +124,12 @@ def _rng_devices(device: torch.device) -> list:
 
 
 @contextmanager
-def _cpu_threads(count: int | None):
-    # The kernels here are small (N x N per draw): on a shared 2-core machine OpenMP
-    # fork/join made bmm ~100x slower with 2 threads than with 1.
+def torch_cpu_threads(count: int | None):
+    """torch's CPU threads set to ``count`` inside (None: left alone), restored after.
+
+    The suite's kernels are small (N x N per draw, QR of a 64 x 64 weight): on a shared 2-core
+    machine OpenMP fork/join made bmm ~100x and orthogonal_ ~60x slower with 2 threads than
+    with 1."""
     if count is None:
         yield
         return
@@ -148,7 +156,7 @@ def measure(activation, init: Init, width: int, depth: int, draws: int,
     ``(phi, phi')`` pair of torch functions for any other (see :func:`autograd_pair`).
     ``cpu_threads``: torch CPU threads while measuring (restored after); None leaves them.
     """
-    with _cpu_threads(cpu_threads):
+    with torch_cpu_threads(cpu_threads):
         return _measure(activation, init, width, depth, draws, slope, q0, scales,
                         torch.device(device), dtype, seed, biased)
 

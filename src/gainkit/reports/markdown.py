@@ -98,8 +98,10 @@ def measured_text(matrix: Matrix, case_id: str) -> str:
             text += (f": on both sides of 1, so gradients change 10x after no fewer than "
                      f"{shortest} layers (theory {theory_depth})")
         else:
-            depths = [layers_text(depth_10x(chi)) for chi in (min(chis), max(chis))]
-            span = depths[0] if depths[0] == depths[1] else "–".join(sorted(depths, key=float))
+            # sorted as numbers: a chi_1 of exactly 1 (orthogonal linear) is an infinite depth
+            depths = [layers_text(depth) for depth in sorted(depth_10x(chi)
+                                                             for chi in (min(chis), max(chis)))]
+            span = depths[0] if depths[0] == depths[1] else "–".join(depths)
             text += f", so gradients change 10x after {span} layers (theory {theory_depth})"
     if _same_on_every_release(records):
         text += ("; every release measured the same χ₁ to 6 digits (same seeds, same draws: "

@@ -89,14 +89,15 @@ def suite_design(subject: Subject, init: str, z: float, width: int | None = None
     """The design the suite runs for ``subject`` and ``init`` (``claim``: the forum's net,
     deep and wide enough to settle, judged on the post-activation RMS)."""
     kurtosis = -1.2 if "uniform" in init else 0.0  # excess kurtosis of the weights
+    weights = "orthogonal" if init == "orthogonal" else "gaussian"
     if not claim:
         return plan(subject.activation, subject.slope, subject.gain, z, width, depth, draws,
-                    kurtosis)
+                    kurtosis, weights=weights)
     act = theory.activation(subject.activation, subject.slope)
     depth = depth or settling_depth(subject.activation, subject.slope, subject.gain)
     width = width or settling_width(theory.analyse(act, subject.gain))
     return plan(subject.activation, subject.slope, subject.gain, z, width, depth, draws,
-                kurtosis, judged=("post",), rate="growth")
+                kurtosis, judged=("post",), rate="growth", weights=weights)
 
 
 def suite_seed(seed: int, subject: Subject, init: str, device: str, dtype_name: str,

@@ -38,6 +38,7 @@ GRADIENT_RANGE = math.log(1e18)  # largest change of the squared gradient a prob
 NEAR_CRITICAL_RATE = math.log(10.0) / theory.NEAR_CRITICAL_DEPTH  # |ln chi_1| boundary
 DEFAULT_WIDTH = 64
 DEFAULT_DEPTH = 24
+ROUNDING_EPS = 2.0 ** -23  # float32's machine epsilon
 
 
 @lru_cache(maxsize=None)
@@ -116,12 +117,21 @@ class Design:
     backward_layers: Tuple[int, ...]
     mean_field: theory.MeanField
     weight_kurtosis: float = 0.0
+    weights: str = "gaussian"  # the weight ensemble (finitewidth.WEIGHTS)
 
     def model(self, column: int, factor: float = 1.0) -> FiniteWidth:
         """Model of input column ``column`` with the gain multiplied by ``factor``."""
         return finite_width(self.activation, self.slope, self.gain * factor,
                             self.inputs[column], self.depth, self.width, self.gain,
-                            self.weight_kurtosis)
+                            self.weight_kurtosis, self.weights)
+
+    @property
+    def rounding(self) -> float:
+        """Bound on the rounding error of a measured log statistic: a layer rounds a squared
+        norm by at most ~2 N eps of itself, compounding over the depth (float32, the coarsest
+        dtype the suite probes). Negligible next to sampling bands, except where the model
+        predicts no noise at all (orthogonal weights, linear: norms kept exactly)."""
+        return 2.0 * self.depth * self.width * ROUNDING_EPS
 
     def forward_weights(self) -> np.ndarray:
         return window_weights(self.depth, self.forward_layers)
@@ -155,12 +165,12 @@ class Design:
 
     def band(self, statistic: Tuple[float, float]) -> Band:
         mean, variance = statistic
-        return Band(mean, self.z * math.sqrt(variance / self.draws))
+        return Band(mean, self.z * math.sqrt(variance / self.draws) + self.rounding)
 
     def layer_bands(self) -> Tuple[np.ndarray, np.ndarray]:
         """``E[mean over draws of ln q_l]`` and the band half-widths, l = 0..depth."""
         mean, variance = self.model(0).per_layer("q")
-        return mean, self.z * np.sqrt(variance / self.draws)
+        return mean, self.z * np.sqrt(variance / self.draws) + self.rounding
 
     def slope_bias(self) -> float:
         """Finite-width shift of the gradient slope: measured slope minus this = ln chi_1."""
@@ -213,7 +223,8 @@ def sharpness_draws(design: Design, judged: Sequence[str] = JUDGED,
         for factor in CONTROL_FACTORS:
             other_mean, other_variance = design.statistic(name, factor)
             spread = math.sqrt(variance) + math.sqrt(other_variance)
-            requirements.append((design.z * spread / abs(other_mean - mean)) ** 2)
+            gap = abs(other_mean - mean) - 2 * design.rounding
+            requirements.append((design.z * spread / gap) ** 2)
     if design.mean_field.regime in ("ordered", "chaotic"):
         _, variance = design.statistic(rate)
         margin = abs(math.log(design.mean_field.chi_1)) - NEAR_CRITICAL_RATE
@@ -224,11 +235,12 @@ def sharpness_draws(design: Design, judged: Sequence[str] = JUDGED,
 def plan(name: str, slope: float | None, gain: float, z: float,
          width: int | None = None, depth: int | None = None,
          draws: int | None = None, weight_kurtosis: float = 0.0,
-         judged: Sequence[str] = JUDGED, rate: str = "slope") -> Design:
+         judged: Sequence[str] = JUDGED, rate: str = "slope",
+         weights: str = "gaussian") -> Design:
     """The probe design for ``gain``; None sizes are chosen from theory (see module doc).
 
     ``judged``, ``rate``: the statistics whose negative controls must be resolved, and the one
-    the regime is read from (``sharpness_draws``).
+    the regime is read from (``sharpness_draws``). ``weights``: the weight ensemble.
     """
     act = theory.activation(name, slope)
     mean_field = theory.analyse(act, gain)
@@ -240,7 +252,7 @@ def plan(name: str, slope: float | None, gain: float, z: float,
                          "nothing to probe at")
     design = Design(name, slope, float(gain), width, depth, 2, float(z), (1.0, q_star),
                     forward_layers(name, slope, gain, depth, q_star), tuple(range(depth)),
-                    mean_field, float(weight_kurtosis))
+                    mean_field, float(weight_kurtosis), weights)
     chosen = sharpness_draws(design, judged, rate) if draws is None else int(draws)
     return replace(design, draws=chosen)
 

@@ -6,7 +6,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, replace
-from typing import Tuple
+from typing import Dict, Tuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -19,6 +19,10 @@ _MISSING = object()
 # not what users train with, and they double the CUDA time. The suite's Bonferroni counts use
 # len(DEVICE_DTYPES), so they follow this list.
 DEVICE_DTYPES = (("cpu", "float32"), ("cpu", "float64"), ("cuda", "float32"))
+# The half-precision dtypes the init-function checks also draw in, on every device: what
+# mixed-precision code initialises. torch 1.0 has no bfloat16, and CPU random kernels for it
+# came later (1.7.1 has uniform_ but no normal_): those instances skip and say so.
+REDUCED_PRECISION = ("float16", "bfloat16")
 
 
 def _evaluate(expression: str) -> float:
@@ -112,6 +116,20 @@ class Docstring:
         return version_tuple(self.selu_warning_since)
 
 
+@dataclass(frozen=True)
+class Arguments:
+    """The arguments the random inits take besides the gain ([arguments])."""
+
+    generator_since: str
+    generator_source: str
+    generator_inits: Tuple[str, ...]
+    generator_deviations: Dict[str, str]  # init -> what of its draw ignores the generator
+
+    @property
+    def generator_since_tuple(self) -> Tuple[int, ...]:
+        return version_tuple(self.generator_since)
+
+
 def version_tuple(version: str) -> Tuple[int, ...]:
     """``'1.7.1+cu101'`` -> ``(1, 7, 1)``."""
     core = version.split("+")[0]
@@ -137,7 +155,8 @@ def _read_data() -> dict:
         return tomllib.loads(handle.read())
 
 
-def load() -> Tuple[Tuple[GainCase, ...], Tuple[ReferenceCase, ...], Calling, Docstring]:
+def load() -> Tuple[Tuple[GainCase, ...], Tuple[ReferenceCase, ...], Calling, Docstring,
+                    Arguments]:
     data = _read_data()
     gains = []
     for row in data["gain"]:
@@ -153,11 +172,14 @@ def load() -> Tuple[Tuple[GainCase, ...], Tuple[ReferenceCase, ...], Calling, Do
     for key in ("accepted_slopes", "rejected_slopes", "ignored_params"):
         calling[key] = tuple(Example(**row) for row in calling[key])
     calling["unsupported_names"] = tuple(calling["unsupported_names"])
+    arguments = dict(data["arguments"])
+    arguments["generator_inits"] = tuple(arguments["generator_inits"])
+    arguments["generator_deviations"] = dict(arguments.get("generator_deviations", {}))
     return (tuple(gains), tuple(references), Calling(**calling),
-            Docstring(**data["docstring"]))
+            Docstring(**data["docstring"]), Arguments(**arguments))
 
 
-GAINS, REFERENCES, CALLING, DOCSTRING = load()
+GAINS, REFERENCES, CALLING, DOCSTRING, ARGUMENTS = load()
 
 
 # --- module defaults (data/module_defaults.toml) ------------------------------------------------
