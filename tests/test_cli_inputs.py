@@ -176,13 +176,13 @@ def _break(text: str, case: str) -> str:
 
 
 @pytest.mark.parametrize("case, pattern", [
-    ("not-mbox", r"{patch}: no Torch-Versions field"),
-    ("empty", r"{patch}: no Torch-Versions field"),
-    ("binary", r"{patch}: no Torch-Versions field"),
+    ("not-mbox", r"{patch}: not a git format-patch file \(no Subject\)"),
+    ("empty", r"{patch}: not a git format-patch file \(no Subject\)"),
+    ("binary", r"{patch}: not a git format-patch file \(no Subject\)"),
     ("no-torch-versions", r"{patch}: no Torch-Versions field"),
     ("bad-specifier", r"{patch}: Invalid specifier: '>=one\.zero'"),
     ("bad-upstream", r"{patch}: Invalid version: 'soon'"),
-    ("no-diff", r"{patch}: No valid patches in input.*"),
+    ("no-diff", r"{patch}: not a git format-patch file \(no diff --git\)"),
     ("corrupt-diff", r"{patch}: .* at line \d+.*"),
 ])
 def test_a_malformed_patch_file_is_named_and_nothing_is_written(make_tree, digest, tmp_path,

@@ -102,6 +102,54 @@ def release_tree(root: Path, version: str) -> Path:
     return tree
 
 
+# -- the scratch repository the series is exported from ------------------------------------
+
+EXPORT_IDENTITY = {"GIT_AUTHOR_NAME": "gainkit", "GIT_AUTHOR_EMAIL": "gainkit@users.noreply.github.com",
+                   "GIT_COMMITTER_NAME": "gainkit",
+                   "GIT_COMMITTER_EMAIL": "gainkit@users.noreply.github.com"}
+
+
+def export_release(name: str) -> str:
+    """The release a patch is made on: the newest one the test knows inside its range."""
+    versions = read_patch(name).versions
+    return [version for version in RELEASES if versions.contains(version)][-1]
+
+
+def series_repository(root: Path) -> tuple:
+    """One repository, a branch per release a patch is made on (export_release): a base commit
+    of that release's real files, then, by git am in series order, every patch for it up to
+    the last one made there, each committed on the day its Last-Update says. Returns the
+    repository and the commit of each patch on its own release's branch."""
+    repo = root / "series-repo"
+    repo.mkdir()
+    assert git(repo, "init", "-q").returncode == 0
+    names = series_names()
+    commits = {}
+    for release in sorted({export_release(name) for name in names}, key=Version):
+        assert git(repo, "checkout", "-q", "--orphan", f"torch-{release}").returncode == 0
+        git(repo, "rm", "-rqf", "--ignore-unmatch", ".")
+        tree = release_tree(root / "bases", release)
+        for path in tree.rglob("*"):
+            if path.is_file() and ".git" not in path.relative_to(tree).parts:
+                (repo / path.relative_to(tree)).parent.mkdir(parents=True, exist_ok=True)
+                (repo / path.relative_to(tree)).write_bytes(path.read_bytes())
+        git(repo, "add", "-A")
+        assert git(repo, "commit", "-q", "-m", f"torch {release}").returncode == 0
+        mine = [name for name in names if export_release(name) == release]
+        for name in names[:names.index(mine[-1]) + 1]:
+            if not read_patch(name).versions.contains(release):
+                continue
+            day = read_patch(name).fields["Last-Update"]
+            env = dict(os.environ, **EXPORT_IDENTITY, GIT_COMMITTER_DATE=f"{day}T00:00:00+0000")
+            applied = subprocess.run(["git", "-C", str(repo), "am", "--quiet",
+                                      str(PATCHES / name)], capture_output=True, text=True,
+                                     env=env)
+            assert applied.returncode == 0, (release, name, applied.stderr)
+            if name in mine:
+                commits[name] = git(repo, "rev-parse", "HEAD").stdout.strip()
+    return repo, commits
+
+
 def touched_paths(name: str) -> list:
     numstat = subprocess.run(["git", "apply", "--numstat", str(PATCHES / name)],
                              capture_output=True, text=True, check=True).stdout
