@@ -10,7 +10,7 @@
 TARGET is one of
     --tree PATH      a pytorch git checkout (apply commits with git am; revert drops those
                      commits if they are the top of HEAD) or a plain source tree (git apply);
-                     both need version.txt and torch/nn/init.py
+                     both need torch/nn/init.py (the version: see below)
     --tree PATH --working-tree
                      a checkout, changing only its working tree (git apply, no commits)
     --python PATH    the torch installed for this interpreter or virtual environment
