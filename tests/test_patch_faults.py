@@ -483,17 +483,20 @@ HAND_EDITS = {
 }
 
 
-@pytest.mark.parametrize("checkout", [False, True], ids=["tree", "checkout"])
+# In a checkout whose history holds the release's file, git am --3way merges an edit that
+# leaves a line between it and the patch's change, and conflicts on one that touches it.
+MERGES_IN_A_CHECKOUT = {"line-above": False, "line-below": True, "own-selu": False,
+                        "trailing-space": True}
+
+
 @pytest.mark.parametrize("edit", sorted(HAND_EDITS))
-def test_a_hand_edit_near_a_hunk_is_a_conflict_naming_file_and_line(make_tree, git, run_cli,
-                                                                    digest, edit, checkout):
-    tree = make_tree(RELEASE, checkout=checkout)
+def test_a_hand_edit_near_a_hunk_is_a_conflict_naming_file_and_line(make_tree, run_cli,
+                                                                    digest, edit):
+    tree = make_tree(RELEASE)
     init_py = tree / "torch/nn/init.py"
     old, new = HAND_EDITS[edit]
     assert init_py.read_text().count(old) == 1
     init_py.write_text(init_py.read_text().replace(old, new))
-    if checkout:
-        git(tree, "commit", "-q", "-am", "hand edit")
     before = digest(tree)
     status = run_cli("status", "--tree", str(tree))
     assert status.returncode == 1
@@ -505,6 +508,39 @@ def test_a_hand_edit_near_a_hunk_is_a_conflict_naming_file_and_line(make_tree, g
                             + r"\d+ does not apply \(\S+\.patch\)", line)
                for line in result.stderr.splitlines()), result.stderr
     assert digest(tree) == before
+
+
+@pytest.mark.parametrize("edit", sorted(HAND_EDITS))
+def test_a_fork_commit_near_a_hunk_is_merged_3_way_or_a_conflict_naming_the_file(
+        make_tree, git, run_cli, digest, edit):
+    tree = make_tree(RELEASE, checkout=True)
+    init_py = tree / "torch/nn/init.py"
+    old, new = HAND_EDITS[edit]
+    init_py.write_text(init_py.read_text().replace(old, new))
+    git(tree, "commit", "-q", "-am", "fork: hand edit")
+    before, head = digest(tree), git(tree, "rev-parse", "HEAD").strip()
+    status = run_cli("status", "--tree", str(tree))
+    result = run_cli("apply", "--tree", str(tree))
+    assert "Traceback" not in result.stderr
+    if MERGES_IN_A_CHECKOUT[edit]:
+        assert status.returncode == 0, status.stdout
+        assert "applies with a 3-way merge (git am --3way)" in status.stdout
+        assert result.returncode == 0, result.stderr
+        text = init_py.read_text()
+        assert new in text and "elif nonlinearity == 'selu':" in text
+        assert git(tree, "merge-base", "--is-ancestor", head, "HEAD") == ""
+        assert "3-way" in run_cli("status", "--tree", str(tree)).stdout  # reverses 3-way too
+        assert run_cli("revert", "--tree", str(tree)).returncode == 0
+        assert git(tree, "rev-parse", "HEAD").strip() == head
+    else:
+        assert status.returncode == 1
+        wanted = (f"gainkit patch: error: {init_py}: a 3-way merge (git am --3way) conflicts "
+                  "with the checkout's own changes (0001-")
+        assert result.returncode == 1
+        assert any(line.startswith(wanted) for line in result.stderr.splitlines()), \
+            result.stderr
+        assert not (tree / ".git" / "rebase-apply").exists()
+    assert digest(tree) == before or MERGES_IN_A_CHECKOUT[edit]
 
 
 def test_a_hand_edit_away_from_the_hunks_is_patched_and_kept(make_tree, run_cli, digest):

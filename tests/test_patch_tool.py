@@ -79,9 +79,18 @@ def test_everything_in_range_applies_to_a_1_7_1_tree(make_tree, series):
     plan = plan_for(make_tree("1.7.1"), series)
     for verdict in plan.verdicts:
         in_range = Version("1.7.1") in verdict.patch.torch_versions
-        outside = "torch 1.7.1 is outside Torch-Versions " + verdict.patch.fields["Torch-Versions"]
-        assert (verdict.status, verdict.reason) == (
-            (APPLIES, "applies cleanly") if in_range else (NOT_APPLICABLE, outside))
+        if in_range:
+            assert (verdict.status, verdict.reason) == (
+                APPLIES, "the change is absent; applies cleanly")
+        elif all((verdict.patch.path.parent / "series").is_file() and
+                 (plan.target.root / rel).exists() for rel in verdict.files):
+            # the 1.0.x docstring patch and the 1.8 test patch do not fit 1.7.1's files
+            assert (verdict.status, verdict.reason) == (
+                NOT_APPLICABLE, "version.txt says 1.7.1, outside Torch-Versions "
+                + verdict.patch.fields["Torch-Versions"])
+        else:
+            assert (verdict.status, verdict.reason) == (
+                NOT_APPLICABLE, "absent here: " + ", ".join(verdict.files))
     assert {role(verdict) for verdict in plan.having(APPLIES)} == {
         "selu", "warning", "test"}
 
@@ -114,7 +123,7 @@ def test_apply_then_status_says_applied_and_selu_gain_is_three_quarters(make_tre
     assert {verdict.patch.name for verdict in plan.having(APPLIED)} == {
         verdict.patch.name for verdict in applied}
     assert {verdict.reason for verdict in plan.having(APPLIED)} == {
-        "reverse-applies cleanly"}
+        "the change is present (reverse-applies)"}
     assert gain(tree / "torch/nn/init.py", "selu") == 0.75
     assert gain(tree / "torch/nn/init.py", "tanh") == 5.0 / 3
 
@@ -139,29 +148,111 @@ def test_a_hand_edited_hunk_is_a_conflict_and_nothing_is_written(make_tree, seri
     assert f"gainkit patch: error: {selu.reason} ({selu.patch.name})" in errors
 
 
-def test_a_version_outside_every_range_is_not_applicable_but_says_selu_is_missing(
+def test_a_version_outside_every_range_is_patched_when_the_content_says_so(
         make_tree, run_cli, digest):
+    """version.txt says 0.4.1 but the files are 1.0.0's: content wins, and each line says so."""
     tree = make_tree("1.0.0", version_txt="0.4.1")
-    before = digest(tree)
-    result = run_cli("apply", "--tree", str(tree))
+    result = run_cli("status", "--tree", str(tree))
     assert result.returncode == 0 and result.stderr == ""
     lines = result.stdout.splitlines()
     assert lines[0] == f"target: source tree {tree} (torch 0.4.1, from version.txt)"
-    assert lines[-1] == "nothing to apply"
-    verdicts = lines[1:-1]
-    assert verdicts and all(" N/A " in line and "outside Torch-Versions" in line
-                            for line in verdicts)
-    assert any("yet it applies: its change is missing here" in line for line in verdicts)
-    assert digest(tree) == before
+    applies = [line for line in lines[1:-1] if " APPLIES " in line]
+    assert applies and all("version.txt says 0.4.1, outside Torch-Versions" in line
+                           and "the content decides" in line for line in applies)
+    assert run_cli("apply", "--tree", str(tree)).returncode == 0
+    assert gain(tree / "torch/nn/init.py", "selu") == 0.75
+    assert run_cli("apply", "--tree", str(tree)).stdout.splitlines()[-1] == "nothing to apply"
 
 
-def test_a_prerelease_tree_without_the_change_is_upstream_with_a_warning(make_tree, series):
-    plan = plan_for(make_tree("1.7.1", version_txt="1.8.0a0"), series)
-    assert plan.target.version == Version("1.8.0")
+def test_a_prerelease_checkout_without_the_change_takes_the_backport(make_tree, series, run_cli,
+                                                                    git):
+    """A master checkout from before SELU landed: version.txt 1.8.0a0, 1.7.1's files."""
+    tree = make_tree("1.7.1", version_txt="1.8.0a0", checkout=True)
+    plan = plan_for(tree, series)
+    assert plan.target.version == Version("1.8.0a0")
     selu = [verdict for verdict in plan.verdicts if role(verdict) == "selu"][0]
-    assert selu.status == UPSTREAM
-    assert selu.reason == "torch 1.8.0 >= Applied-Upstream 1.8.0; yet it applies: " \
-                          "its change is missing here"
+    assert (selu.status, selu.reason) == (
+        APPLIES, "version.txt says 1.8.0a0, a pre-release; the change is absent; applies cleanly")
+    result = run_cli("apply", "--tree", str(tree))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert gain(tree / "torch/nn/init.py", "selu") == 0.75
+    assert set(statuses(plan_for(tree, series)).values()) <= {APPLIED, NOT_APPLICABLE}
+    assert run_cli("revert", "--tree", str(tree)).returncode == 0
+    with pytest.raises(ValueError, match="Unsupported nonlinearity selu"):
+        gain(tree / "torch/nn/init.py", "selu")
+
+
+def test_a_prerelease_tree_with_the_change_gets_only_what_is_missing(make_tree, series, run_cli):
+    """version.txt 1.8.0a0 with 1.8.1's files: SELU is there (upstream), the warnings and the
+    test fix are not; the 1.8 test patch is out of range by version but fits by content."""
+    tree = make_tree("1.8.1", version_txt="1.8.0a0")
+    original = (tree / "torch/nn/init.py").read_text()
+    plan = plan_for(tree, series)
+    by_role = {}
+    for verdict in plan.verdicts:
+        by_role.setdefault(role(verdict), []).append(verdict)
+    selu = by_role["selu"][0]  # in range by order: read as ours, so revert undoes apply
+    assert (selu.status, selu.reason) == (
+        APPLIED, "version.txt says 1.8.0a0, a pre-release; the change is present (reverse-applies)")
+    assert [verdict.status for verdict in by_role["warning"]].count(APPLIES) == 2
+    chosen = [verdict for verdict in plan.having(APPLIES) if role(verdict) == "test"]
+    assert len(chosen) == 1 and chosen[0].reason.endswith("applies: the content decides")
+    assert not plan.having(CONFLICT)
+    result = run_cli("apply", "--tree", str(tree))
+    assert result.returncode == 0, result.stdout + result.stderr
+    patched = (tree / "torch/nn/init.py").read_text()
+    assert patched.count("elif nonlinearity == 'selu':") == 1
+    assert len(patched.splitlines()) > len(original.splitlines())  # the warning
+    assert gain(tree / "torch/nn/init.py", "selu") == 0.75
+    assert run_cli("apply", "--tree", str(tree)).stdout.splitlines()[-1] == "nothing to apply"
+
+
+@pytest.mark.parametrize("source", ["torch/version.py", "dist-info"])
+def test_a_tree_without_version_txt_takes_its_version_from_torch_or_its_metadata(
+        make_tree, series, source):
+    tree = make_tree("1.7.1")
+    (tree / "version.txt").unlink()
+    if source == "torch/version.py":
+        (tree / "torch/version.py").write_text(
+            "__version__ = '1.7.1+cu101'\ndebug = False\ncuda = '10.1'\n")
+        said = "torch/version.py"
+    else:
+        (tree / "torch-1.7.1.dist-info").mkdir()
+        (tree / "torch-1.7.1.dist-info/METADATA").write_text(
+            "Metadata-Version: 2.1\nName: torch\nVersion: 1.7.1\n")
+        said = "torch-1.7.1.dist-info"
+    plan = plan_for(tree, series)
+    assert (plan.target.version, plan.target.version_source) == (Version("1.7.1"), said)
+    assert "selu" in {role(verdict) for verdict in plan.having(APPLIES)}
+
+
+def test_a_tree_without_any_version_is_decided_by_its_content(make_tree, series, run_cli):
+    tree = make_tree("1.7.1")
+    (tree / "version.txt").unlink()
+    result = run_cli("apply", "--tree", str(tree))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        f"target: source tree {tree} (torch version unknown: no version.txt, torch/version.py "
+        "or torch-*.dist-info)")
+    assert "no torch version found; the change is absent; applies cleanly" in result.stdout
+    assert gain(tree / "torch/nn/init.py", "selu") == 0.75
+
+
+def test_a_tree_without_a_version_whose_content_matches_no_patch_is_refused(
+        make_tree, run_cli, digest, one_error):
+    tree = make_tree("1.7.1")
+    (tree / "version.txt").unlink()
+    init_py = tree / "torch/nn/init.py"
+    init_py.write_text("def calculate_gain(nonlinearity, param=None):\n    return 1\n")
+    activation = tree / "torch/nn/modules/activation.py"
+    activation.write_text(activation.read_text().replace("More details can", "Details can"))
+    (tree / "test/test_nn.py").write_text("# not upstream's test\n")
+    before = digest(tree)
+    line = one_error(run_cli("apply", "--tree", str(tree)), 2)
+    assert line == (f"gainkit patch: error: {tree}: no version.txt, torch/version.py or "
+                    "torch-*.dist-info, and the content matches no patch of the series (none "
+                    "applies or is applied)")
+    assert digest(tree) == before
 
 
 def test_a_patch_whose_files_are_absent_is_not_applicable(make_tree, series):
@@ -371,21 +462,23 @@ def test_a_read_only_site_packages_is_refused_before_writing(fake_site, run_cli,
 
 # -- errors -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case", ["missing", "empty", "no-version", "bad-version"])
+@pytest.mark.parametrize("case", ["missing", "empty", "bad-version-py", "bad-version"])
 def test_a_directory_that_is_not_a_torch_tree_is_named(make_tree, run_cli, tmp_path, case,
                                                        one_error):
     tree = tmp_path / "not-torch"
     if case != "missing":
         tree.mkdir()
-    if case in ("no-version", "bad-version"):
+    if case in ("bad-version-py", "bad-version"):
         tree = make_tree("1.7.1", where=tree)
-        (tree / "version.txt").unlink() if case == "no-version" else (
-            tree / "version.txt").write_text("main\n")
+        (tree / "version.txt").write_text("main\n")
+        if case == "bad-version-py":
+            (tree / "version.txt").unlink()
+            (tree / "torch/version.py").write_text("git_version = 'abc'\n")
     line = one_error(run_cli("apply", "--tree", str(tree)), 2)
     assert line == "gainkit patch: error: " + {
         "missing": f"{tree}: no such directory",
         "empty": f"{tree}: not a torch source tree (no torch/nn/init.py)",
-        "no-version": f"{tree}/version.txt: missing, so the torch version is unknown",
+        "bad-version-py": f"{tree}/torch/version.py: no __version__ = '...' in it",
         "bad-version": f"{tree}/version.txt: 'main' is not a version"}[case]
 
 

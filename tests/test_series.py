@@ -12,6 +12,7 @@ import os
 import random
 import re
 import subprocess
+import sys
 import unittest
 import warnings
 from pathlib import Path
@@ -100,6 +101,55 @@ def release_tree(root: Path, version: str) -> Path:
     git(tree, "add", "-A")
     assert git(tree, "commit", "-q", "-m", f"torch {version}").returncode == 0
     return tree
+
+
+# -- the scratch repository the series is exported from ------------------------------------
+
+EXPORT_IDENTITY = {"GIT_AUTHOR_NAME": "gainkit",
+                   "GIT_AUTHOR_EMAIL": "gainkit@users.noreply.github.com",
+                   "GIT_COMMITTER_NAME": "gainkit",
+                   "GIT_COMMITTER_EMAIL": "gainkit@users.noreply.github.com"}
+
+
+def export_release(name: str) -> str:
+    """The release a patch is made on: the newest one the test knows inside its range."""
+    versions = read_patch(name).versions
+    return [version for version in RELEASES if versions.contains(version)][-1]
+
+
+def series_repository(root: Path) -> tuple:
+    """One repository, a branch per release a patch is made on (export_release): a base commit
+    of that release's real files, then, by git am in series order, every patch for it up to
+    the last one made there, each committed on the day its Last-Update says. Returns the
+    repository and the commit of each patch on its own release's branch."""
+    repo = root / "series-repo"
+    repo.mkdir()
+    assert git(repo, "init", "-q").returncode == 0
+    names = series_names()
+    commits = {}
+    for release in sorted({export_release(name) for name in names}, key=Version):
+        assert git(repo, "checkout", "-q", "--orphan", f"torch-{release}").returncode == 0
+        git(repo, "rm", "-rqf", "--ignore-unmatch", ".")
+        tree = release_tree(root / "bases", release)
+        for path in tree.rglob("*"):
+            if path.is_file() and ".git" not in path.relative_to(tree).parts:
+                (repo / path.relative_to(tree)).parent.mkdir(parents=True, exist_ok=True)
+                (repo / path.relative_to(tree)).write_bytes(path.read_bytes())
+        git(repo, "add", "-A")
+        assert git(repo, "commit", "-q", "-m", f"torch {release}").returncode == 0
+        mine = [name for name in names if export_release(name) == release]
+        for name in names[:names.index(mine[-1]) + 1]:
+            if not read_patch(name).versions.contains(release):
+                continue
+            day = read_patch(name).fields["Last-Update"]
+            env = dict(os.environ, **EXPORT_IDENTITY, GIT_COMMITTER_DATE=f"{day}T00:00:00+0000")
+            applied = subprocess.run(["git", "-C", str(repo), "am", "--quiet",
+                                      str(PATCHES / name)], capture_output=True, text=True,
+                                     env=env)
+            assert applied.returncode == 0, (release, name, applied.stderr)
+            if name in mine:
+                commits[name] = git(repo, "rev-parse", "HEAD").stdout.strip()
+    return repo, commits
 
 
 def touched_paths(name: str) -> list:
@@ -291,3 +341,123 @@ def test_patch_file_is_format_patch_output_with_dep3_fields(position, name):
 def test_patch_touches_torch_or_test_files_only(name):
     paths = touched_paths(name)
     assert paths and all(path.startswith(("torch/", "test/")) for path in paths)
+
+
+# -- plain git refuses a tree that has the change ------------------------------------------
+
+TORCH_PATCHES = [name for name in series_names()
+                 if all(path.startswith("torch/") for path in touched_paths(name))]
+
+
+def _first_upstream(name: str) -> str:
+    release = read_patch(name).fields["Applied-Upstream"].partition(",")[0]
+    known = sorted(RELEASES + ["1.9.0"], key=Version)
+    return next(version for version in known if Version(version) >= Version(release))
+
+
+@pytest.mark.parametrize("name", TORCH_PATCHES)
+def test_plain_git_refuses_a_torch_patch_on_a_tree_that_has_its_change(tmp_path, name):
+    """Default `git apply --check`, on every release patched by the series and on the first
+    release (and the newest) that has the change upstream."""
+    patch = read_patch(name)
+    patched = [version for version in RELEASES if patch.versions.contains(version)]
+    upstream = sorted({_first_upstream(name), RELEASES[-1]}, key=Version)
+    assert patched and upstream
+    for version in patched:
+        tree = release_tree(tmp_path / "patched", version)
+        assert git_am(tree, patches_for(version)).returncode == 0
+        again = git(tree, "apply", "--check", str(PATCHES / name))
+        assert again.returncode != 0, f"{name} applies twice to {version}"
+    for version in upstream:
+        tree = release_tree(tmp_path / "upstream", version)
+        refused = git(tree, "apply", "--check", str(PATCHES / name))
+        assert refused.returncode != 0, f"{name} applies to {version}, which has its change"
+
+
+# -- the series is what export writes ------------------------------------------------------
+
+def export(repo: Path, patch_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gainkit.tools.patch", "export", "--tree",
+                           str(repo), "--patches", str(patch_dir)] + list(args),
+                          capture_output=True, text=True)
+
+
+def test_export_regenerates_the_series_byte_for_byte(tmp_path):
+    """From a repository of real release files with each patch committed by git am, export
+    writes every patch file and the series file again, byte for byte."""
+    repo, commits = series_repository(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "series").write_text("".join(line + "\n" for line in
+                                        (PATCHES / "series").read_text().splitlines()
+                                        if line.startswith("#")))
+    result = export(repo, out, "--new-series", *[commits[name] for name in series_names()])
+    assert result.returncode == 0, result.stderr
+    written = sorted(path.name for path in out.iterdir())
+    assert written == sorted(series_names() + ["series"])
+    for name in written:
+        assert (out / name).read_bytes() == (PATCHES / name).read_bytes(), name
+
+
+def test_export_of_an_edited_commit_refreshes_that_patch_alone(tmp_path):
+    """Edit a patch as a commit (amend its message): export rewrites that file in place, its
+    Last-Update the day of the amend, its other fields and Torch-Versions kept."""
+    repo, commits = series_repository(tmp_path)
+    out = tmp_path / "patches"
+    out.mkdir()
+    for name in series_names() + ["series"]:
+        (out / name).write_bytes((PATCHES / name).read_bytes())
+    name = series_names()[0]
+    git(repo, "checkout", "-q", commits[name])
+    message = git(repo, "log", "-1", "--format=%B").stdout.replace(
+        "Before 1.8.0", "Before torch 1.8.0", 1)
+    assert "Before torch 1.8.0" in message
+    env = dict(os.environ, **EXPORT_IDENTITY, GIT_COMMITTER_DATE="2030-01-02T03:04:05+0000")
+    assert subprocess.run(["git", "-C", str(repo), "commit", "-q", "--amend", "-m", message],
+                          env=env).returncode == 0
+    result = export(repo, out, "HEAD")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"wrote {out / name}"]
+    changed = [other for other in series_names() + ["series"]
+               if (out / other).read_bytes() != (PATCHES / other).read_bytes()]
+    assert changed == [name]
+    old, new = read_patch(name), email.message_from_bytes((out / name).read_bytes(),
+                                                         policy=email.policy.default)
+    fields = dict(re.findall(r"^([A-Z][A-Za-z-]+): (.+)$", new.get_content().partition(
+        "\n---\n")[0], re.MULTILINE))
+    assert fields == dict(old.fields, **{"Last-Update": "2030-01-02"})
+    assert str(new["Subject"]) == str(old.message["Subject"])
+    assert new.get_content().partition("\n---\n")[2] == old.diff
+
+
+@pytest.mark.parametrize("case", ["no-fields", "merge", "no-commit", "unknown-subject"])
+def test_export_refuses_what_is_not_a_series_patch_and_writes_nothing(tmp_path, case):
+    repo, commits = series_repository(tmp_path)
+    out = tmp_path / "patches"
+    out.mkdir()
+    for name in series_names() + ["series"]:
+        (out / name).write_bytes((PATCHES / name).read_bytes())
+    git(repo, "checkout", "-q", commits[series_names()[0]])
+    revision = "HEAD"
+    if case == "no-fields":
+        (repo / "NOTES").write_text("a note\n")
+        git(repo, "add", "NOTES")
+        git(repo, "commit", "-q", "-m", "notes: no fields")
+        wanted = "not a series patch: its message ends with no Torch-Versions field"
+    elif case == "merge":
+        git(repo, "merge", "-q", "--allow-unrelated-histories", "-m", "a merge",
+            f"torch-{RELEASES[-1]}", "-s", "ours")
+        wanted = "not a series patch: a patch is one commit on one parent"
+    elif case == "no-commit":
+        revision = "no-such-branch"
+        wanted = "'no-such-branch' names no commit there"
+    else:
+        git(repo, "commit", "-q", "--amend", "-m", git(repo, "log", "-1", "--format=%B").stdout
+            .replace("add the SELU gain", "add SELU", 1))
+        wanted = f"is no patch of {out / 'series'}; pass --new-series"
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    result = export(repo, out, revision)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gainkit patch: error: ") and wanted in lines[0]
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before

@@ -4,22 +4,41 @@
     gainkit patch check  [TARGET] [--patches DIR]   would `apply` succeed? nothing is written
     gainkit patch apply  [TARGET] [--patches DIR]   apply the series, all or nothing
     gainkit patch revert [TARGET] [--patches DIR]   undo it, all or nothing
+    gainkit patch export --tree REPO [--patches DIR] [--new-series] COMMIT|A..B ...
+                                                    write patch files from commits
 
 TARGET is one of
     --tree PATH      a pytorch git checkout (apply commits with git am; revert drops those
                      commits if they are the top of HEAD) or a plain source tree (git apply);
-                     both need version.txt and torch/nn/init.py
+                     both need torch/nn/init.py (the version: see below)
     --tree PATH --working-tree
                      a checkout, changing only its working tree (git apply, no commits)
     --python PATH    the torch installed for this interpreter or virtual environment
                      (default: the running interpreter); only the torch/ parts of the series
 
-Statuses: APPLIES, APPLIED, UPSTREAM (the target's torch >= Applied-Upstream), CONFLICT,
-N/A (torch outside Torch-Versions, or none of the patch's files in the target).
-N/A and UPSTREAM patches are never applied; when a backport's change is missing from the target
-all the same (a pre-release tree, a release older than every range), its line says so.
+The torch version of a tree comes from version.txt, else torch/version.py, else a
+torch-*.dist-info beside torch/; a pre-release (1.8.0a0, what master says) sorts before its
+release. A tree with no version is taken when its content matches the series.
+
+Statuses, decided by the files' content, the version breaking ties: APPLIES (the change is
+absent and the patch applies), APPLIED (the change is present), UPSTREAM (the version says the
+release has it upstream: the change is present, or the patch does not apply), CONFLICT (in
+range, but it neither applies nor reverse-applies), N/A (out of range and not applicable, or
+none of its files in the target). Each line gives its reason and, where the version is a
+pre-release or missing, what the version said. When content and version disagree, content
+wins: a patch outside Torch-Versions whose change is absent and which applies is applied, and
+the line says so. In a git checkout a patch whose context no longer matches is retried as a
+3-way merge (git am --3way) with the files it was made on from the checkout's history; a merge
+conflict is a CONFLICT naming the file, and nothing is written.
 A torch newer than every range (say 99.0) is no error: its patches are UPSTREAM or N/A.
 A file with CRLF line endings is a CONFLICT that says so; the tool never mixes line endings.
+
+export writes patch files from commits of REPO (one per COMMIT, or per commit of A..B): each
+replaces the patch of --patches DIR's series with the same subject, in its place; with
+--new-series the commits, in order, become the whole series (series rewritten, patch files it
+no longer lists removed). The commit message's DEP-3 fields and Torch-Versions are kept;
+Last-Update becomes the commit's committer date. A commit that is not a series patch is an
+error, and nothing is written.
 
 One command runs on a target at a time: a second one, while the first holds the target's lock
 (.gainkit-patch.lock in its root), refuses at once. A run killed half-way (power cut, SIGKILL)
@@ -44,8 +63,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import List
 
+from gainkit.patching import export
 from gainkit.patching.errors import EXIT_CONFLICT, EXIT_INTERRUPTED, EXIT_OK, PatchError
 from gainkit.patching.plan import APPLIES, CONFLICT, Plan, git_command, make_plan
 from gainkit.patching.run import Hold, apply, check, exclusive, revert
@@ -58,7 +79,9 @@ PROG = "gainkit patch"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.ToolParser(PROG, __doc__)
-    parser.add_argument("command", choices=["status", "check", "apply", "revert"])
+    parser.add_argument("command", choices=["status", "check", "apply", "revert", "export"])
+    parser.add_argument("commits", nargs="*", default=[], metavar="COMMIT",
+                        help="export: the commits (or A..B ranges) to write as patches")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--tree", metavar="PATH", help="a pytorch checkout or source tree")
     where.add_argument("--python", metavar="PATH",
@@ -67,7 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --tree on a checkout: change files only, make no commits")
     parser.add_argument("--patches", metavar="DIR", default=str(default_patch_dir()),
                         help="the patch series directory (default: %(default)s)")
+    parser.add_argument("--new-series", action="store_true",
+                        help="export: the commits are the whole series, in order")
     return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    if not args.tree:
+        raise PatchError("export needs --tree REPO, the checkout that holds the commits")
+    if args.working_tree or args.python:
+        raise PatchError("export takes --tree REPO only")
+    root = export.repository(args.tree)
+    changes = export.plan_export(root, export.resolve(root, args.commits), Path(args.patches),
+                                 args.new_series)
+    export.write_export(changes)
+    for path, data in changes.items():
+        print(f"removed {path}" if data is None else f"wrote {path}")
+    return EXIT_OK
 
 
 def status_lines(plan: Plan) -> List[str]:
@@ -98,9 +137,13 @@ def _run(command: str, plan: Plan, hold: Hold) -> int:
 
 
 def main(argv: List[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
     target = None
     try:
+        if args.command == "export":
+            return _export(args)
+        if args.commits or args.new_series:
+            raise PatchError(f"{args.command} takes no commits; those are for export")
         if args.working_tree and not args.tree:
             raise PatchError("--working-tree needs --tree")
         patches = load_series(args.patches)

@@ -11,13 +11,15 @@ One module per step, each saying why it stands apart:
 
 - ``errors``: PatchError and the exit codes;
 - ``series``: the patch files and the series file;
-- ``targets``: what the series is applied to, and its torch version;
-- ``plan``: each patch's status and the bytes after apply and revert;
+- ``targets``: what the series is applied to, and its torch version (a hint only);
+- ``plan``: each patch's status, decided by the files' content (3-way in a checkout), and the
+  bytes after apply and revert;
 - ``git``: how git is run, and what a checkout is asked;
 - ``lock``: one run at a time per target;
 - ``journal``: what makes a run's writes undoable, and SIGINT held between them;
 - ``write``: writing a target all or nothing, and putting it back;
 - ``recovery``: rolling back what a killed run left;
+- ``export``: patch files written from commits (``git format-patch``, every option fixed);
 - ``run``: the commands: ``exclusive`` (the lock, taken once per command, and the Hold that
   ``apply`` and ``revert`` write under), ``check``, ``apply``, ``revert``.
 

@@ -24,5 +24,6 @@ class PatchError(Exception):
 
 def last_line(text: str) -> str:
     """git's (or an interpreter's) last complaint, without its "error: " or "fatal: "."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in text.strip().splitlines()
+             if line.strip() and not line.startswith("hint: ")]
     return re.sub(r"^(error|fatal): ", "", lines[-1].strip()) if lines else "failed"

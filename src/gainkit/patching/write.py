@@ -20,6 +20,7 @@ is followed by a checkpoint, the only place where a held Ctrl-C takes effect.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Dict, List
 
@@ -107,10 +108,15 @@ def am(plan: Plan, held: journal.HeldInterrupt) -> None:
     try:
         held.checkpoint("journal")
         for number, verdict in enumerate(todo, 1):
-            result = git.run(["am", "--quiet", str(verdict.patch.path)], root)
+            three_way = ["--3way"] if verdict.three_way else []
+            result = git.run(["am", "--quiet"] + three_way + [str(verdict.patch.path)], root)
             if result.returncode != 0:
-                raise PatchError(f"{verdict.patch.path}: git am failed: "
-                                 f"{last_line(result.stderr)}", exit_code=EXIT_WRITE)
+                output = result.stdout + result.stderr
+                conflicted = re.findall(r"(?:^U |Merge conflict in )(\S+)$", output, re.M)
+                cause = (f"{root / conflicted[0]}: git am --3way conflicts with the checkout's "
+                         "own changes; aborted, the checkout is as it was" if conflicted else
+                         f"{verdict.patch.path}: git am failed: {last_line(result.stderr)}")
+                raise PatchError(cause, exit_code=EXIT_WRITE)
             held.checkpoint(f"patch-{number}")
         for rel, data in plan.after_apply.items():
             if read_bytes(root / rel) != data:
