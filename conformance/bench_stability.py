@@ -4,6 +4,9 @@ Not collected with the suite (the name does not match ``test_*.py``); run it
 explicitly: ``pytest conformance/bench_stability.py``.
 
 Targets:
+- the whole conformance suite of one release (every file, the default options, a fresh
+  process) costs at most twice one forum experiment, timed side by side in the same run
+  (``test_bench_whole_suite_against_the_forum``: ``ratio`` and ``target_ratio`` in extra_info);
 - the suite's full CPU coverage (every stability gain x 6 inits x float32 and float64, plus the
   forum claims): under 30 s on a 2-core CPU;
 - for comparison, the forum's method (docs/theory.md, "The forum's claims"): one 1000x1000,
@@ -13,6 +16,10 @@ Targets:
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -92,3 +99,21 @@ def test_bench_forum_method(benchmark):
     benchmark.extra_info["configurations"] = count
     if not benchmark.disabled:  # --benchmark-disable runs the body once and keeps no stats
         benchmark.extra_info["projected_coverage_s"] = benchmark.stats.stats.mean * count
+
+
+def _whole_suite() -> None:
+    # As a user runs it: a fresh process, the installed suite, its default options.
+    subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "gainkit.conformance", "-q",
+                    "-p", "no:cacheprovider"], check=True, stdout=subprocess.DEVNULL)
+
+
+def test_bench_whole_suite_against_the_forum(benchmark):
+    """Target: the whole suite costs at most 2x one forum experiment, measured here, now."""
+    started = time.perf_counter()
+    _forum_network()
+    forum_s = time.perf_counter() - started
+    benchmark.pedantic(_whole_suite, rounds=1, iterations=1)
+    benchmark.extra_info["forum_s"] = forum_s
+    benchmark.extra_info["target_ratio"] = 2.0
+    if not benchmark.disabled:
+        benchmark.extra_info["ratio"] = benchmark.stats.stats.mean / forum_s
