@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-from gainkit.patching.errors import PatchError, last_line
+from gainkit.patching.errors import PatchError
+from gainkit.patching.targets import run_python
 
 PACKAGES = ("gainkit", "pytest", "torch")
 # variables that would make the target import the caller's packages or think it is the
@@ -29,7 +29,6 @@ PACKAGES = ("gainkit", "pytest", "torch")
 # processes the target starts (its pytest run)
 LEAKING = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONEXECUTABLE",
            "PYTHONSAFEPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "__PYVENV_LAUNCHER__")
-PROBE_TIMEOUT = 300  # seconds: a cold torch import on a slow disk
 
 # Python 3.6+ source: no walrus, no f-strings with =, no importlib.metadata.
 _PROBE = r"""
@@ -111,20 +110,12 @@ class Probe:
 def probe(interpreter: str) -> Probe:
     """Which Python ``interpreter`` is and which of gainkit, pytest and torch import there;
     it runs isolated (``-I``, :func:`clean_environ`) and writes nothing, not even bytecode."""
+    stdout = run_python(interpreter, ["-I", "-B", "-c", _PROBE], env=clean_environ())
     try:
-        done = subprocess.run([interpreter, "-I", "-B", "-c", _PROBE], capture_output=True,
-                              text=True, env=clean_environ(), timeout=PROBE_TIMEOUT)
-    except OSError as error:
-        raise PatchError(f"{interpreter}: cannot run it: {error.strerror}") from None
-    except subprocess.TimeoutExpired:
-        raise PatchError(f"{interpreter}: no answer in {PROBE_TIMEOUT} s") from None
-    if done.returncode != 0:
-        raise PatchError(f"{interpreter}: cannot run it: {last_line(done.stderr)}")
-    try:
-        found = json.loads(done.stdout.strip().splitlines()[-1])
+        found = json.loads(stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise PatchError(f"{interpreter}: not a Python interpreter gainkit can probe "
-                         f"(it printed {done.stdout.strip()[:80]!r})") from None
+                         f"(it printed {stdout.strip()[:80]!r})") from None
     return Probe(interpreter, found["python"], found["prefix"], found["packages"])
 
 

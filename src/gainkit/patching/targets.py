@@ -16,6 +16,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Dict, List
 
 from packaging.version import InvalidVersion, Version
 
@@ -121,20 +122,29 @@ def interpreter_path(python: str) -> Path:
     return interpreter
 
 
-def python_target(python: str) -> Target:
-    interpreter = interpreter_path(python)
+PYTHON_TIMEOUT = 300  # seconds: a cold torch import on a slow disk
+
+
+def run_python(interpreter: str, arguments: List[str], env: Dict[str, str] | None = None) -> str:
+    """The stdout of ``interpreter arguments``; one-line PatchError if it cannot run or fails."""
     try:
-        found = subprocess.run([str(interpreter), "-c", _FIND_TORCH], capture_output=True,
-                               text=True, timeout=300)
+        done = subprocess.run([interpreter] + list(arguments), capture_output=True, text=True,
+                              env=env, timeout=PYTHON_TIMEOUT)
     except OSError as error:
         raise PatchError(f"{interpreter}: cannot run it: {error.strerror}") from None
     except subprocess.TimeoutExpired:
-        raise PatchError(f"{interpreter}: cannot run it: no answer in 300 s") from None
-    if found.returncode != 0:
-        raise PatchError(f"{interpreter}: cannot run it: {last_line(found.stderr)}")
-    if not found.stdout.strip():
+        raise PatchError(f"{interpreter}: cannot run it: no answer in {PYTHON_TIMEOUT} s") from None
+    if done.returncode != 0:
+        raise PatchError(f"{interpreter}: cannot run it: {last_line(done.stderr)}")
+    return done.stdout
+
+
+def python_target(python: str) -> Target:
+    interpreter = interpreter_path(python)
+    found = run_python(str(interpreter), ["-c", _FIND_TORCH])
+    if not found.strip():
         raise PatchError(f"{interpreter}: torch is not installed there")
-    site = Path(found.stdout.strip()).parent
+    site = Path(found.strip()).parent
     metadata = sorted(site.glob("torch-*.dist-info/METADATA"))
     if len(metadata) != 1:
         raise PatchError(f"{site}: {len(metadata)} torch-*.dist-info/METADATA, expected one")
