@@ -187,3 +187,25 @@ def test_real_focused_run(tmp_path, capsys):
     assert entry["killed"] and entry["missed_by"] == []
     assert all("test_leaky_relu_rejects_non_numbers" in nodeid for nodeid in entry["failed"])
     assert "--gainkit-mutant leaky_relu-bool-accepted" in entry["command"]
+
+
+def test_a_mutant_this_torch_lacks_is_not_applicable_not_an_error(tmp_path):
+    # e.g. generator= faults on torch < 2.2: reported n/a with the reason, never run, and
+    # left out of the kill rate (they used to read as the suite's usage error, exit 4).
+    from gainkit.mutation.catalogue import Mutant, NotApplicable
+
+    def builder(init, original):
+        raise NotApplicable("kaiming_normal_ takes no generator= in this torch")
+
+    lacking = Mutant("test-lacking", "a fault of a newer torch", ("generator-ignored",),
+                     {"kaiming_normal_": builder}, ("test_init_arguments.py",), "")
+    options = runner.Options(suite=tmp_path / "no-suite-here")  # a run would find no tests
+    result = runner.kill(lacking, options)
+    assert not result.applies and result.as_declared and not result.killed
+    assert result.verdict == "n/a: kaiming_normal_ takes no generator= in this torch"
+    assert result.run.command == ()  # nothing was run
+    killed = runner.kill(MUTANTS["gain-tanh-x1.05"], runner.Options(
+        suite=tmp_path / "no-suite-here"))
+    assert killed.applies and not killed.killed  # an applying mutant is run (and, here, fails)
+    assert runner.kill_rate([result, killed]) == 0.0
+    assert runner.kill_rate([result]) == 1.0

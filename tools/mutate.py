@@ -185,12 +185,15 @@ def _run_seeds(seeds, options, jobs: int, markdown: bool) -> List[runner.SeedRes
 def _summary(mutants, seeds, seconds: float) -> List[str]:
     lines = []
     if mutants:
-        killed = sum(result.killed for result in mutants)
-        declared = sum(result.as_declared for result in mutants)
+        applying = [result for result in mutants if result.applies]
+        killed = sum(result.killed for result in applying)
+        declared = sum(result.killed and result.as_declared for result in applying)
+        idle = len(mutants) - len(applying)
         lines.append(
-            f"kill rate: {killed}/{len(mutants)} mutants killed "
+            f"kill rate: {killed}/{len(applying)} mutants killed "
             f"({100 * runner.kill_rate(mutants):.0f}%), {declared} by every file the "
-            f"catalogue names; {_duration(sum(r.run.seconds for r in mutants))} of runs")
+            f"catalogue names; {_duration(sum(r.run.seconds for r in mutants))} of runs"
+            + (f"; {idle} not applicable to this torch" if idle else ""))
     if seeds:
         alarms = sum(not result.clean for result in seeds)
         lines.append(f"false alarms: {alarms} of {len(seeds)} seeds; "

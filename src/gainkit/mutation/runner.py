@@ -28,6 +28,7 @@ from gainkit.mutation.catalogue import Mutant
 
 PYTEST_TESTS_FAILED = 1
 TIMED_OUT = -1  # exit_code of a run stopped by its timeout
+NOT_APPLICABLE = -2  # exit_code of a mutant this torch has nothing to mutate for (no run)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,10 @@ class MutantResult:
     run: SuiteRun
 
     @property
+    def applies(self) -> bool:
+        return self.run.exit_code != NOT_APPLICABLE
+
+    @property
     def killed(self) -> bool:
         return self.run.tests_failed
 
@@ -131,10 +136,13 @@ class MutantResult:
 
     @property
     def as_declared(self) -> bool:
-        return self.killed and not self.missed_by
+        """Killed by every file it names; a mutant that does not apply here asks for nothing."""
+        return not self.applies or (self.killed and not self.missed_by)
 
     @property
     def verdict(self) -> str:
+        if not self.applies:
+            return f"n/a: {self.run.output_tail}"
         if self.run.exit_code == TIMED_OUT:
             return "timed out"
         if not self.killed:
@@ -176,8 +184,29 @@ class Options:
     timeout: float | None = None
 
 
+def not_applicable(mutant: Mutant) -> str:
+    """Why ``mutant`` has nothing to mutate in this process's torch ("" if it applies).
+
+    Asked here, not in the suite's process, so that a fault of a newer torch (generator=
+    arrived in 2.2) is reported as such instead of as the suite's usage error."""
+    from torch.nn import init
+
+    from gainkit.mutation.catalogue import NotApplicable, restore
+
+    try:
+        installed = mutant.apply(init)
+    except NotApplicable as error:
+        return str(error)
+    restore(init, installed)
+    return ""
+
+
 def kill(mutant: Mutant, options: Options) -> MutantResult:
-    """The suite against ``mutant``: which tests it fails."""
+    """The suite against ``mutant``: which tests it fails (no run if it does not apply)."""
+    if options.python == sys.executable:  # the suite's torch is this process's
+        reason = not_applicable(mutant)
+        if reason:
+            return MutantResult(mutant, SuiteRun((), NOT_APPLICABLE, 0.0, (), reason))
     return MutantResult(mutant, run_suite(
         options.suite, python=options.python, mutant=mutant, seed=options.seed,
         device=options.device, focused=options.focused, timeout=options.timeout))
@@ -199,4 +228,6 @@ def reproduce(run: SuiteRun) -> str:
 
 
 def kill_rate(results: Sequence[MutantResult]) -> float:
-    return sum(result.killed for result in results) / len(results) if results else 1.0
+    """Killed among the mutants that apply to this torch."""
+    applying = [result for result in results if result.applies]
+    return sum(result.killed for result in applying) / len(applying) if applying else 1.0
