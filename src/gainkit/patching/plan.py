@@ -151,12 +151,15 @@ class _Merges:
 
     def __init__(self, directory: Path, checkout: Path) -> None:
         self.directory = directory
-        objects = git.run(["rev-parse", "--path-format=absolute", "--git-common-dir"], checkout)
+        # --git-common-dir (git 2.5+) may answer relative to the checkout; --path-format,
+        # which would make it absolute, needs git 2.31, and 3-way must not depend on that.
+        objects = git.run(["rev-parse", "--git-common-dir"], checkout)
         self.usable = objects.returncode == 0 and bool(objects.stdout.strip())
         if self.usable:
+            common = Path(checkout) / objects.stdout.strip()  # an absolute answer stays as is
             git.run(["init", "-q", str(directory)], directory.parent, outside_repo=True)
             alternates = directory / ".git" / "objects" / "info" / "alternates"
-            alternates.write_text(str(Path(objects.stdout.strip()) / "objects") + "\n")
+            alternates.write_text(str(common.resolve() / "objects") + "\n")
 
     def _git(self, *args: str, raw: bool = False) -> subprocess.CompletedProcess:
         return git.run(list(args), self.directory, raw=raw)
