@@ -29,7 +29,7 @@ import torch
 from scipy.stats import norm
 
 from gainkit.suite import designs, torchinfo, variance
-from gainkit.suite.expectations import DEVICE_DTYPES, GAINS, REDUCED_PRECISION
+from gainkit.suite.expectations import DEVICE_DTYPES, GAINS, REDUCED_PRECISION, first_per_value
 
 FALSE_ALARM_RATE = 1e-4
 MISS_RATE = 1e-4
@@ -63,13 +63,6 @@ LAYERS = [
 ]
 FAMILIES = ("normal", "uniform")
 MODES = ("fan_in", "fan_out")
-
-
-def first_per_value(cases) -> list:
-    chosen = {}
-    for case in cases:
-        chosen.setdefault(case.value, case)
-    return list(chosen.values())
 
 
 # xavier takes the gain as a number: one case per distinct documented value is enough.

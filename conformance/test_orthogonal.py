@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from gainkit.suite import torchinfo
-from gainkit.suite.expectations import GAINS
+from gainkit.suite.expectations import GAINS, first_per_value
 
 GAIN_ERROR_EFFECT = 1 - 0.95 ** 2  # the smallest relative change of gain^2 a 5% error makes
 # Weight shapes and how torch flattens them: wide, tall, square, conv (wide and tall). Every
@@ -33,13 +33,6 @@ SHAPES = {
 SQUARE = "square-64"
 DEPTH = 100  # the deep linear network
 WIDTH = 32
-
-
-def first_per_value(cases) -> list:
-    chosen = {}
-    for case in cases:
-        chosen.setdefault(case.value, case)
-    return list(chosen.values())
 
 
 CASES = first_per_value(GAINS)

@@ -182,6 +182,15 @@ def load() -> Tuple[Tuple[GainCase, ...], Tuple[ReferenceCase, ...], Calling, Do
 GAINS, REFERENCES, CALLING, DOCSTRING, ARGUMENTS = load()
 
 
+def first_per_value(cases) -> list:
+    """The first case of each distinct value: an init that takes the gain as a number needs
+    one case per value, not one per name."""
+    chosen = {}
+    for case in cases:
+        chosen.setdefault(case.value, case)
+    return list(chosen.values())
+
+
 # --- module defaults (data/module_defaults.toml) ------------------------------------------------
 
 @dataclass(frozen=True)
