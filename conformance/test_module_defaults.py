@@ -23,6 +23,7 @@ import warnings
 import pytest
 import torch
 
+from gainkit.probe.mlp import seed_rng
 from gainkit.suite import designs, torchinfo, variance
 from gainkit.suite.default_stacks import reinitialise
 from gainkit.suite.expectations import DEVICE_DTYPES, MODULE_DEFAULTS
@@ -93,7 +94,7 @@ class Draws:
         pooled = {p.name: [] for p in case.parameters}
         count = {p.name: 0 for p in case.parameters}
         zero_rows = {p.name: 0.0 for p in case.parameters if p.zero_rows}
-        torch.manual_seed(seed)
+        seed_rng(seed, device)
         with torch.no_grad():
             for _ in range(resets):
                 for tensor in module.parameters():

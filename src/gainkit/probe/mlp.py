@@ -22,10 +22,11 @@ Biases (``biased=True``): ``h^{l+1} = W^{l+1} phi(h^l) + b^{l+1}``, the init the
 ``init(weight, bias)`` on a weight slice and its (N, 1) bias column -- how a module's own
 default (``reset_parameters``) is measured. The scales multiply the weights only.
 
-Determinism: the weights, inputs and r are drawn after ``torch.manual_seed(seed)`` inside
-``torch.random.fork_rng`` (the caller's RNG state is restored), so a run is a function of the
-seed. On CUDA this holds as well: Philox draws are fixed by seed and call order, and bmm and
-the reductions used here do not use atomics; the suite's conftest switches TF32 off.
+Determinism: the weights, inputs and r are drawn after ``seed_rng(seed, device)`` (what
+``torch.manual_seed(seed)`` does for that device) inside ``torch.random.fork_rng`` (the
+caller's RNG state is restored), so a run is a function of the seed. On CUDA this holds as
+well: Philox draws are fixed by seed and call order, and bmm and the reductions used here do
+not use atomics; the suite's conftest switches TF32 off.
 Only torch APIs present in torch 1.0 are used.
 """
 
@@ -144,6 +145,20 @@ def torch_cpu_threads(count: int | None):
         torch.set_num_threads(previous)
 
 
+def seed_rng(seed: int, device="cpu") -> None:
+    """``torch.manual_seed(seed)`` for draws on ``device``, the same streams.
+
+    CPU tensors draw from the default CPU generator alone, so a CPU run seeds just that one.
+    torch 2.x's ``manual_seed`` also queues a lazy seeding of every accelerator backend
+    (cuda, xpu, mtia), each storing a formatted traceback of its caller: 1-2 ms a call at a
+    pytest test's stack depth, against ~1 us for the generator's own ``manual_seed``.
+    """
+    if torch.device(device).type == "cpu":
+        torch.random.default_generator.manual_seed(seed)  # torch 1.0: not torch.default_generator
+    else:
+        torch.manual_seed(seed)
+
+
 def _mean_square(tensor: torch.Tensor) -> torch.Tensor:
     # Squares in float64: a float32 gradient of 1e-20 would underflow when squared.
     return (tensor.double() ** 2).mean(dim=2)
@@ -176,7 +191,7 @@ def _measure(activation, init, width, depth, draws, slope, q0, scales, device, d
     input_scale = torch.tensor([math.sqrt(q) for q in q0], dtype=dtype, device=device)
 
     with torch.random.fork_rng(devices=_rng_devices(device)):
-        torch.manual_seed(seed)
+        seed_rng(seed, device)
         x = torch.randn(draws, width, inputs, dtype=dtype, device=device) * input_scale
         r = torch.randn(draws, width, inputs, dtype=dtype, device=device)
         weights = torch.empty(depth, draws, width, width, dtype=dtype, device=device)

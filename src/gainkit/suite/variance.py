@@ -34,6 +34,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
+from gainkit.probe.mlp import seed_rng
 from gainkit.suite.designs import upper_tail
 
 GAIN_ERROR = 0.05
@@ -99,7 +100,7 @@ def draw(initialise, shape: Tuple[int, ...], draws: int, device: str, dtype,
     for size in shape:
         numel *= size
     tensors = math.ceil(draws / numel)
-    torch.manual_seed(seed)
+    seed_rng(seed, device)
     weights = []
     for _ in range(tensors):
         weight = torch.empty(shape, device=device, dtype=dtype)
