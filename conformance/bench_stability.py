@@ -26,7 +26,7 @@ import torch
 
 from gainkit.meanfield import finitewidth
 from gainkit.probe import mlp
-from gainkit.suite import coverage, verdicts
+from gainkit.suite import coverage, designs, verdicts
 
 pytest.importorskip("pytest_benchmark")
 
@@ -56,6 +56,7 @@ def _configurations():
 def _full_coverage() -> int:
     # Fresh theory caches: a suite run starts without them.
     finitewidth.finite_width.cache_clear()
+    designs.clear_plans()
     z = coverage.suite_z(coverage.subjects())
     count = 0
     for subject, init, dtype, claim in _configurations():

@@ -252,7 +252,15 @@ def plan(name: str, slope: float | None, gain: float, z: float,
 
     ``judged``, ``rate``: the statistics whose negative controls must be resolved, and the one
     the regime is read from (``sharpness_draws``). ``weights``: the weight ensemble.
+    Cached: a Design is immutable, and every dtype and device of the suite runs the same one.
     """
+    return _plan(name, slope, float(gain), float(z), width, depth, draws,
+                 float(weight_kurtosis), tuple(judged), rate, weights)
+
+
+@lru_cache(maxsize=None)
+def _plan(name, slope, gain, z, width, depth, draws, weight_kurtosis, judged, rate,
+          weights) -> Design:
     act = theory.activation(name, slope)
     mean_field = theory.analyse(act, gain)
     width = DEFAULT_WIDTH if width is None else int(width)
@@ -266,6 +274,11 @@ def plan(name: str, slope: float | None, gain: float, z: float,
                     mean_field, float(weight_kurtosis), weights)
     chosen = sharpness_draws(design, judged, rate) if draws is None else int(draws)
     return replace(design, draws=chosen)
+
+
+def clear_plans() -> None:
+    """Forget the cached designs (a benchmark's fresh start)."""
+    _plan.cache_clear()
 
 
 SLOW_SETTLING = 10.0  # xi_q (layers) beyond which a settling run needs a wider network
