@@ -196,13 +196,16 @@ def _measure(activation, init, width, depth, draws, slope, q0, scales, device, d
         r = torch.randn(draws, width, inputs, dtype=dtype, device=device)
         weights = torch.empty(depth, draws, width, width, dtype=dtype, device=device)
         biases = torch.zeros(depth, draws, width, 1, dtype=dtype, device=device)
+        # Slice k is (layer k // draws, draw k % draws), initialised in that order. One index
+        # into a flat view costs ~1 us against ~4 us for weights[layer, draw].
+        flat_weights = weights.view(depth * draws, width, width)
+        flat_biases = biases.view(depth * draws, width, 1)
         with torch.no_grad():
-            for layer in range(depth):
-                for draw in range(draws):
-                    if biased:
-                        init(weights[layer, draw], biases[layer, draw])
-                    else:
-                        init(weights[layer, draw])
+            for k in range(depth * draws):
+                if biased:
+                    init(flat_weights[k], flat_biases[k])
+                else:
+                    init(flat_weights[k])
 
     with torch.no_grad():
         # Rows: (draws, columns, N); h_row^{l+1} = phi(h_row^l) W^T, delta_row^l = delta_row W.
