@@ -17,6 +17,8 @@ Targets:
 
 from __future__ import annotations
 
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -26,7 +28,7 @@ import torch
 
 from gainkit.meanfield import finitewidth
 from gainkit.probe import mlp
-from gainkit.suite import coverage, verdicts
+from gainkit.suite import coverage, designs, verdicts
 
 pytest.importorskip("pytest_benchmark")
 
@@ -56,6 +58,7 @@ def _configurations():
 def _full_coverage() -> int:
     # Fresh theory caches: a suite run starts without them.
     finitewidth.finite_width.cache_clear()
+    designs.clear_plans()
     z = coverage.suite_z(coverage.subjects())
     count = 0
     for subject, init, dtype, claim in _configurations():
@@ -107,13 +110,37 @@ def _whole_suite() -> None:
                     "-p", "no:cacheprovider"], check=True, stdout=subprocess.DEVNULL)
 
 
-def test_bench_whole_suite_against_the_forum(benchmark):
-    """Target: the whole suite costs at most 2x one forum experiment, measured here, now."""
+def _timed_forum() -> float:
     started = time.perf_counter()
     _forum_network()
-    forum_s = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_bench_whole_suite_against_the_forum(benchmark):
+    """Target: the whole suite costs at most 2x one forum experiment, measured here, now.
+
+    The forum runs before and after the suite and the ratio takes the faster of the two: on
+    a shared machine the forum's two-thread products lose more to other load than the
+    one-thread suite does, so a single contended forum run would flatter the ratio.
+    ``suite_cpu_s`` (the suite process's user + system time) and ``load_average`` let a reader
+    tell a contended run.
+    """
+    forum_runs = [_timed_forum()]
+    load = os.getloadavg()
+    cpu_before = _children_cpu_s()
     benchmark.pedantic(_whole_suite, rounds=1, iterations=1)
+    suite_cpu_s = _children_cpu_s() - cpu_before
+    forum_runs.append(_timed_forum())
+    forum_s = min(forum_runs)
     benchmark.extra_info["forum_s"] = forum_s
+    benchmark.extra_info["forum_runs_s"] = forum_runs
+    benchmark.extra_info["suite_cpu_s"] = suite_cpu_s
+    benchmark.extra_info["load_average"] = [load[0], os.getloadavg()[0]]
     benchmark.extra_info["target_ratio"] = 2.0
     if not benchmark.disabled:
         benchmark.extra_info["ratio"] = benchmark.stats.stats.mean / forum_s

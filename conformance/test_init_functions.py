@@ -30,7 +30,6 @@ from typing import Tuple
 
 import pytest
 import torch
-from scipy.stats import norm
 
 from gainkit.suite import designs, torchinfo, variance
 from gainkit.suite.expectations import (
@@ -90,7 +89,7 @@ TESTS_IN_FILE = len(LAYERS) * len(FAMILIES) * (len(MODES) * len(GAINS) + len(XAV
 REDUCED_TESTS = len(LAYERS) * len(REDUCED_INITS) * REDUCED_DEVICES * len(REDUCED_PRECISION)
 ASSERTIONS_IN_FILE = (TESTS_IN_FILE * len(DEVICE_DTYPES) + REDUCED_TESTS) * CHECKS_PER_TEST
 Z_ALARM = designs.bonferroni_z(ASSERTIONS_IN_FILE, FALSE_ALARM_RATE)
-Z_POWER = float(norm.isf(MISS_RATE))
+Z_POWER = designs.upper_z(MISS_RATE)
 
 
 def draws_needed(family: str) -> int:

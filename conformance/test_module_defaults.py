@@ -22,8 +22,8 @@ import warnings
 
 import pytest
 import torch
-from scipy.stats import norm
 
+from gainkit.probe.mlp import seed_rng
 from gainkit.suite import designs, torchinfo, variance
 from gainkit.suite.default_stacks import reinitialise
 from gainkit.suite.expectations import DEVICE_DTYPES, MODULE_DEFAULTS
@@ -37,7 +37,7 @@ CASES = [(module, parameter) for module in MODULE_DEFAULTS for parameter in modu
 STATISTICAL = [pair for pair in CASES if pair[1].distribution != "constant"]
 Z_ALARM = designs.bonferroni_z(len(STATISTICAL) * len(DEVICE_DTYPES) * CHECKS_PER_PARAMETER,
                                FALSE_ALARM_RATE)
-Z_POWER = float(norm.isf(MISS_RATE))
+Z_POWER = designs.upper_z(MISS_RATE)
 
 
 def missing_requirement(module) -> str:
@@ -94,7 +94,7 @@ class Draws:
         pooled = {p.name: [] for p in case.parameters}
         count = {p.name: 0 for p in case.parameters}
         zero_rows = {p.name: 0.0 for p in case.parameters if p.zero_rows}
-        torch.manual_seed(seed)
+        seed_rng(seed, device)
         with torch.no_grad():
             for _ in range(resets):
                 for tensor in module.parameters():

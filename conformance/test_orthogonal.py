@@ -15,6 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gainkit.probe.mlp import seed_rng
 from gainkit.suite import torchinfo
 from gainkit.suite.expectations import GAINS, first_per_value
 
@@ -71,7 +72,7 @@ def check_gram(case, shape_id, device, dtype, seed, results) -> None:
     tolerance = allowance(shape, dtype)
     assert tolerance < GAIN_ERROR_EFFECT / 10, (
         f"rounding allowance {tolerance:.3g} could hide a 5% gain error in {dtype}")
-    torch.manual_seed(seed)
+    seed_rng(seed, device)
     weight = torch.empty(shape, device=device, dtype=dtype)
     torch.nn.init.orthogonal_(weight, gain=case.value)
     error = gram_error(weight, case.value)
@@ -111,7 +112,7 @@ def test_deep_linear_orthogonal_network_preserves_norms(device, dtype, node_seed
     """gain 1, 100 linear layers: ||h_L|| = ||x|| to rounding (each layer's matrix-vector
     product rounds the squared norm by at most about 2 WIDTH eps of itself)."""
     require_qr(device, dtype)
-    torch.manual_seed(node_seed)
+    seed_rng(node_seed, device)
     x = torch.randn(WIDTH, 8, device=device, dtype=dtype)
     h = x
     for _ in range(DEPTH):

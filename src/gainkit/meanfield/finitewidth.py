@@ -141,10 +141,22 @@ def layer_noise(name, slope: float | None, s: float) -> LayerNoise:
     position = math.log(s) / LATTICE
     first = math.floor(position) - 1
     nodes = range(first, first + 4)
-    values = np.array([_noise_vector(name, slope, node) for node in nodes])
-    weights = [np.prod([(position - other) / (node - other) for other in nodes if other != node])
-               for node in nodes]
-    return _noise_from_vector(np.dot(weights, values))
+    weights = []
+    for node in nodes:  # Lagrange weights of the 4 nodes at ``position``
+        weight = 1.0
+        for other in nodes:
+            if other != node:
+                weight *= (position - other) / (node - other)
+        weights.append(weight)
+    return _noise_from_vector(np.dot(weights, _noise_block(name, slope, first)))
+
+
+@lru_cache(maxsize=None)
+def _noise_block(name, slope: float | None, first: int) -> np.ndarray:
+    # The 4 lattice vectors from node ``first`` on, as the rows of one array (read-only).
+    block = np.array([_noise_vector(name, slope, node) for node in range(first, first + 4)])
+    block.flags.writeable = False
+    return block
 
 
 LATTICE = 0.1  # ln s spacing of the interpolation lattice
@@ -165,19 +177,29 @@ def _noise_vector(name, slope: float | None, node: int) -> Tuple[float, ...]:
                  for value in np.ravel(getattr(noise, field)))
 
 
-def _noise_from_vector(vector: np.ndarray) -> LayerNoise:
-    values, at = {}, 0
+def _field_offsets() -> Tuple[Tuple[str, Tuple[int, ...], int], ...]:
+    offsets, at = [], 0
     for field, shape in _VECTOR_LAYOUT:
-        size = int(np.prod(shape))
-        part = [float(v) for v in vector[at:at + size]]
-        at += size
+        offsets.append((field, shape, at))
+        at += int(np.prod(shape))
+    return tuple(offsets)
+
+
+_FIELD_OFFSETS = _field_offsets()  # (field, shape, where it starts in the vector)
+
+
+def _noise_from_vector(vector: np.ndarray) -> LayerNoise:
+    part = vector.tolist()  # Python floats, as float() of each entry
+    values = {}
+    for field, shape, at in _FIELD_OFFSETS:
         if not shape:
-            values[field] = part[0]
+            values[field] = part[at]
         elif len(shape) == 1:
-            values[field] = tuple(part)
+            values[field] = tuple(part[at:at + shape[0]])
         else:
-            values[field] = tuple(tuple(part[row * shape[1]:(row + 1) * shape[1]])
-                                  for row in range(shape[0]))
+            rows, columns = shape
+            values[field] = tuple(tuple(part[at + row * columns:at + (row + 1) * columns])
+                                  for row in range(rows))
     return LayerNoise(**values)
 
 

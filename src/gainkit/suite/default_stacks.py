@@ -138,15 +138,18 @@ def module_init(width: int, device, dtype, block: int):
 
     module = torch.nn.Linear(width, width * block).to(device=device, dtype=dtype)
     served = [block]  # blocks served since the last reset
+    blocks = []  # after each reset: block k = rows k*width..(k+1)*width of weight and bias
 
     def init(weight, bias):
         if served[0] == block:
             reinitialise(module)
             served[0] = 0
-        rows = slice(served[0] * width, (served[0] + 1) * width)
+            # views taken after the reset, which may rebind the parameters
+            blocks[:] = [module.weight.detach().reshape(block, width, width),
+                         module.bias.detach().reshape(block, width, 1)]
+        weight.copy_(blocks[0][served[0]])
+        bias.copy_(blocks[1][served[0]])
         served[0] += 1
-        weight.copy_(module.weight.detach()[rows])
-        bias.copy_(module.bias.detach()[rows].reshape(-1, 1))
 
     return init
 

@@ -33,7 +33,9 @@ import math
 from typing import Dict, List, Tuple
 
 import torch
-from scipy.stats import norm
+
+from gainkit.probe.mlp import seed_rng
+from gainkit.suite.designs import upper_tail
 
 GAIN_ERROR = 0.05
 # A 5% gain error moves the variance by 1.05^2 - 1 or 1 - 0.95^2; the smaller must show.
@@ -98,7 +100,7 @@ def draw(initialise, shape: Tuple[int, ...], draws: int, device: str, dtype,
     for size in shape:
         numel *= size
     tensors = math.ceil(draws / numel)
-    torch.manual_seed(seed)
+    seed_rng(seed, device)
     weights = []
     for _ in range(tensors):
         weight = torch.empty(shape, device=device, dtype=dtype)
@@ -172,4 +174,4 @@ def judge_draws(weights: torch.Tensor, expected_variance: float, family: str, dt
 
 def alarm_rate(z_alarm: float) -> float:
     """The two-sided per-check false-alarm probability that ``z_alarm`` stands for."""
-    return float(2 * norm.sf(z_alarm))
+    return 2 * upper_tail(z_alarm)
