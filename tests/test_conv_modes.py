@@ -202,3 +202,22 @@ def test_records_are_json_and_name_the_data():
     assert record["forward_formula"] == "2*C_in/(C_in + C_out)"
     assert record["weight_shape"] == [64, 32, 3, 2, 2]
     assert np.isfinite(record["forward_measured"])
+
+
+def test_table_command_reads_results_and_rejects_bad_input(tmp_path, capsys):
+    import json
+
+    case = _case("conv1d-plain-kaiming_normal_fan_out")
+    design = conv_modes.plan(case, conv_modes.suite_z(2))
+    record = conv_modes.judge(case, design,
+                              conv_modes.measure(case, design, "cpu", torch.float32, 4)).record
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps({"torch": {"version": "2.13.0"}, "records": [
+        dict(record, kind=conv_modes.RECORD_KIND, case_id="conv1d", device="cpu")]}))
+    assert report.main([str(results)]) == 0
+    assert "| conv1d: Conv1d(32, 64, (5,), groups=1) | plain |" in capsys.readouterr().out
+    assert report.main([str(tmp_path / "missing.json")]) == 2
+    assert "missing.json" in capsys.readouterr().err
+    empty = tmp_path / "e.json"
+    empty.write_text(json.dumps({"torch": {"version": "2.13.0"}, "records": []}))
+    assert report.main([str(empty)]) == 2

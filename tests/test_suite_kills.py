@@ -31,11 +31,11 @@ torch = pytest.importorskip("torch")
 
 # One mutant caught by each conformance file; the first by all four gain files. Then the
 # faults of the arguments and orthogonal_ files, a docstring lost (which must fail, not skip),
-# and the module defaults, the last by both module-default files.
+# the module defaults, the last by both module-default files, and a conv fan fault.
 SLICE_MUTANTS = ("gain-tanh-x1.05", "leaky_relu-bool-accepted", "docstring-selu-row-missing",
                  "kaiming-conv-fan-no-receptive-field", "kaiming_normal_-generator-dropped",
                  "orthogonal_-gain-squared", "calculate_gain-docstring-lost",
-                 "attention-in-proj-per-chunk", "linear-default-a0")
+                 "attention-in-proj-per-chunk", "linear-default-a0", "conv-transpose-fans-swapped")
 SLICE_SEEDS = (0, 1, 2)  # 0: every user's default run
 
 

@@ -1,5 +1,5 @@
-"""Sampling variance of one conv layer's measured pass factors (docs/theory.md, "What each
-fan mode preserves").
+"""Sampling variance of one conv layer's measured pass factors (docs/conv-modes.md, "Single-layer
+model").
 
 For one stride-1 layer with circular padding, i.i.d. weights of variance v and standardised
 fourth moment mu4 (3 normal, 9/5 uniform), and i.i.d. N(0, 1) inputs over a batch of B samples

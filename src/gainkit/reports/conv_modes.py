@@ -89,3 +89,32 @@ def section(releases: Sequence[Tuple[str, Sequence[dict]]]) -> List[str]:
              f"what their names promise) and as release {name} measured it.", ""]
     lines += [f"- {release}: {summary_line(found)}" for release, found in measured]
     return lines + [""] + table(records)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m gainkit.reports.conv_modes RESULTS.json``: the table of docs/conv-modes.md
+    from one results file; bad input is one line and exit 2."""
+    import sys
+
+    from gainkit.reports.judging import ReportInputError, load_release
+
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if len(arguments) != 1:
+        sys.stderr.write("usage: python -m gainkit.reports.conv_modes RESULTS.json\n")
+        return 2
+    try:
+        release = load_release(arguments[0], arguments[0])
+    except ReportInputError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    lines = table(release.records)
+    if not lines:
+        sys.stderr.write(f"error: {arguments[0]}: no {RECORD_KIND} records (run "
+                         "conformance/test_conv_modes.py with --gainkit-json)\n")
+        return 2
+    sys.stdout.write(summary_line(release.records) + "\n\n" + "\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
