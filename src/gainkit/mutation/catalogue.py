@@ -341,22 +341,20 @@ def fan_out_depthwise_guess(init, original):
 
 
 # A fan helper that knows the module: what a fix of #23854 or #18182 needs, since a weight's
-# shape tells neither the groups nor that it is transposed. _ConvNd.__init__ tags the weight
-# with (in_channels, out_channels, groups, transposed) and re-runs reset_parameters, so the
-# module's default sees the new fans too; the fan helper reads the tag.
-CONV_INIT = "nn.modules.conv._ConvNd.__init__"
+# shape tells neither the groups nor that it is transposed. _ConvNd.reset_parameters (which
+# construction runs) tags the weight with (in_channels, out_channels, groups, transposed) before
+# its own draw, so the module's default sees the new fans too; the fan helper reads the tag.
 CONV_TAG = "_gainkit_conv_layout"
 
 
 def tag_conv_weights(init, original):
     @functools.wraps(original)
-    def __init__(self, *args, **kwargs):
-        original(self, *args, **kwargs)
+    def reset_parameters(self):
         setattr(self.weight, CONV_TAG, (self.in_channels, self.out_channels, self.groups,
                                         bool(self.transposed)))
-        self.reset_parameters()
+        return original(self)
 
-    return __init__
+    return reset_parameters
 
 
 def module_aware_fans(rewrite: Callable) -> Builder:
@@ -390,7 +388,7 @@ def transposed_fans_swapped(fan_in, fan_out, tensor, layout):
 
 
 def module_fan_fault(rewrite: Callable) -> Dict[str, Builder]:
-    return {CONV_INIT: tag_conv_weights,
+    return {"nn.modules.conv._ConvNd.reset_parameters": tag_conv_weights,
             "_calculate_fan_in_and_fan_out": module_aware_fans(rewrite)}
 
 
