@@ -17,6 +17,10 @@ bound on what rounding to the dtype does to each statistic (``variance.rounding_
 at most eps^2 / 12 of the second moment, 5.1e-6 for bfloat16's 8 significant bits), which is
 negligible next to the sampling band; the max|w| check allows the eps / 2 rounding of the
 largest weight.
+
+Known kernel faults (gains.toml's [[kernel_deviation]]: torch 1.8-2.12's CPU bfloat16 normal_
+clips the tails): there the kurtosis is recorded with the deviation instead of failing; the
+variance, what the gain sets, is judged as everywhere.
 """
 
 from __future__ import annotations
@@ -29,7 +33,13 @@ import torch
 from scipy.stats import norm
 
 from gainkit.suite import designs, torchinfo, variance
-from gainkit.suite.expectations import DEVICE_DTYPES, GAINS, REDUCED_PRECISION, first_per_value
+from gainkit.suite.expectations import (
+    DEVICE_DTYPES,
+    GAINS,
+    REDUCED_PRECISION,
+    first_per_value,
+    kernel_deviations,
+)
 
 FALSE_ALARM_RATE = 1e-4
 MISS_RATE = 1e-4
@@ -88,8 +98,10 @@ def draws_needed(family: str) -> int:
 
 
 def judged(weights, expected_variance, family, dtype, results, case_id, **setting) -> None:
+    known = kernel_deviations(f"{family}_", setting["device"], torchinfo.dtype_name(dtype),
+                              torchinfo.installed_version())
     problems, fields = variance.judge_draws(weights, expected_variance, family, dtype, Z_ALARM,
-                                            Z_POWER)
+                                            Z_POWER, unasserted=known)
     results.record("init", case_id, dtype=torchinfo.dtype_name(dtype), **setting, **fields)
     assert not problems, "\n".join(problems)
 

@@ -211,3 +211,26 @@ def test_another_gainkit_version_there_is_named_and_its_own_check_runs(monkeypat
     assert note == (f"gainkit check: note: /t/bin/python has gainkit 0.0.9, this is gainkit "
                     f"{gainkit.__version__}: running the one installed there (its patch series "
                     "and suite)")
+
+
+def test_the_folder_it_runs_from_cannot_change_the_suites_settings(tmp_path):
+    # A project whose pytest settings the suite cannot run under: an unknown option in addopts
+    # and a testpaths of its own. gainkit check runs the suite with its own file
+    # (conformance/pytest.ini) and passes; plain pytest in that folder reads the project's.
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\naddopts = "--no-such-option"\ntestpaths = ["nowhere"]\n')
+    selection = ["--no-patch", "-k", "test_values and tanh"]
+    done = subprocess.run([sys.executable, "-m", "gainkit.tools.cli", "check", *selection],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "conforms" in done.stdout.splitlines()[-1]
+    control = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "gainkit.conformance",
+                              "-k", "test_values and tanh"], capture_output=True, text=True,
+                             timeout=600, cwd=tmp_path)
+    assert control.returncode == 4 and "--no-such-option" in control.stderr
+
+
+def test_tox_runs_the_suite_with_its_own_settings():
+    tox = (ROOT / "tox.ini").read_text()
+    assert "pytest -c {env_site_packages_dir}/gainkit/conformance/pytest.ini" in tox
+    assert (ROOT / "conformance" / "pytest.ini").is_file()

@@ -114,8 +114,8 @@ def _verdict(results_path: str, code: int, target) -> str:
 
 
 def _run_suite(target, pytest_args: List[str]) -> int:
-    command = [str(target.interpreter), "-m", "pytest", "--pyargs", plugin.SUITE_PACKAGE,
-               "-p", "no:cacheprovider"] + pytest_args
+    command = [str(target.interpreter), "-m", "pytest", "-c", plugin.suite_config(), "--pyargs",
+               plugin.SUITE_PACKAGE, "-p", "no:cacheprovider"] + pytest_args
     given = option_values(pytest_args, ("--gainkit-json",))
     with tempfile.TemporaryDirectory(prefix="gainkit-check-") as scratch:
         results = given[-1][1] if given else os.path.join(scratch, "results.json")

@@ -164,8 +164,9 @@ def _run_mutants(names, options, jobs: int, markdown: bool) -> List[runner.Mutan
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for result in pool.map(lambda name: runner.kill(MUTANTS[name], options), names):
             results.append(result)
+            # an n/a mutant's reason takes the last column, keeping the others aligned
             table.add((result.mutant.name, result.verdict, _tests(len(result.run.failed)),
-                       _duration(result.run.seconds), _killers(result.run)))
+                       _duration(result.run.seconds), result.reason or _killers(result.run)))
     return results
 
 
@@ -220,7 +221,7 @@ def _as_json(header, mutants, seeds, seconds: float) -> dict:
         "mutants": [dict(run_fields(result.run), name=result.mutant.name,
                          description=result.mutant.description, tags=list(result.mutant.tags),
                          caught_by=list(result.mutant.caught_by), verdict=result.verdict,
-                         killed=result.killed, missed_by=result.missed_by)
+                         reason=result.reason, killed=result.killed, missed_by=result.missed_by)
                     for result in mutants],
         "kill_rate": runner.kill_rate(mutants) if mutants else None,
         "sweep": [dict(run_fields(result.run), seed=result.seed, verdict=result.verdict)

@@ -73,6 +73,7 @@ REQUIRED_TAGS = {
     "generator-ignored": "an init drawing from the global RNG whatever generator= says",
     "kaiming-a-ignored": "kaiming_* not passing a (leaky_relu's slope) to calculate_gain",
     "orthogonal-gain": "orthogonal_ ignoring or mangling its gain",
+    "reduced-precision": "an init that draws wrongly only for float16/bfloat16 weights",
     # issue 12: conv fans, where torch's convention and the counts part
     "conv-fan:receptive-field": "a conv fan's receptive field from the wrong kernel dimensions",
     "conv-fan:groups": "groups ignored in a fan, or fan_out 'fixed' to divide by groups",
@@ -488,6 +489,28 @@ def kaiming_a_ignored(init, original):
     return kaiming_
 
 
+def reduced_precision_temporary(init, original):
+    """The init as upstream for float32/float64 weights; float16/bfloat16 ones are drawn into a
+    float32 temporary and copied back (how PR #175046 fixed trunc_normal_ in half precision,
+    applied to the gain-taking inits) by a call that forgets the arguments: the default gain,
+    a and mode whatever the caller gave."""
+    import torch
+
+    reduced = tuple(dtype for dtype in (torch.float16, getattr(torch, "bfloat16", None))
+                    if dtype is not None)
+
+    @functools.wraps(original)
+    def replacement(tensor, *args, **kwargs):
+        if tensor.dtype not in reduced:
+            return original(tensor, *args, **kwargs)
+        temporary = torch.empty(tensor.shape, dtype=torch.float32, device=tensor.device)
+        original(temporary)
+        with torch.no_grad():
+            return tensor.copy_(temporary)
+
+    return replacement
+
+
 def orthogonal_gain(rewrite: Callable[[float], float]) -> Builder:
     """orthogonal_ as upstream with its gain replaced by ``rewrite(gain)``."""
 
@@ -808,6 +831,12 @@ CATALOGUE = (
            f"at slope {DEFAULT_SLOPE}", ("kaiming-a-ignored",),
            {"kaiming_normal_": kaiming_a_ignored, "kaiming_uniform_": kaiming_a_ignored},
            (INIT,), "kaiming and leaky_relu"),
+    Mutant("reduced-precision-arguments-dropped", "xavier_* and kaiming_* draw float16 and "
+           "bfloat16 weights through a float32 temporary initialised without the caller's "
+           "gain, a and mode", ("reduced-precision",),
+           {name: reduced_precision_temporary for name in (
+               "xavier_normal_", "xavier_uniform_", "kaiming_normal_", "kaiming_uniform_")},
+           (INIT,), "reduced_precision"),
     Mutant("orthogonal_-gain-ignored", "orthogonal_ returns an orthonormal matrix whatever "
            "its gain", ("orthogonal-gain",), {"orthogonal_": orthogonal_gain(lambda gain: 1)},
            (ORTHOGONAL, STABILITY), "orthogonal and relu and not leaky"),

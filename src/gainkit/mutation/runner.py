@@ -140,9 +140,14 @@ class MutantResult:
         return not self.applies or (self.killed and not self.missed_by)
 
     @property
+    def reason(self) -> str:
+        """Why the mutant was not run here ("" for one that applies)."""
+        return "" if self.applies else self.run.output_tail
+
+    @property
     def verdict(self) -> str:
         if not self.applies:
-            return f"n/a: {self.run.output_tail}"
+            return "n/a"
         if self.run.exit_code == TIMED_OUT:
             return "timed out"
         if not self.killed:

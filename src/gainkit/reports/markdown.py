@@ -146,7 +146,7 @@ def values_text(matrix: Matrix, case_id: str) -> str:
 STATUS_MARK = {PASS: "✅ pass", DEVIATES: "❌ deviates", MISSING: "⛔ missing",
                NOT_RUN: "⚠️ not run", NO_DATA: "—"}
 FIGURE_LABELS = (("value", "{}"), ("init", "init {}"), ("stability", "stability {}"),
-                 ("chi_1", "χ₁ {}"))
+                 ("chi_1", "χ₁ {}"), ("known", "{}"))
 
 
 def cell_text(cell: Cell) -> str:
@@ -247,6 +247,7 @@ def markdown(matrix: Matrix, plots: Dict[str, str] | None = None) -> str:
         lines.append("")
     if matrix.conforms:
         lines += ["None: every record passed and every gain returned its documented value.", ""]
+    lines += known_deviations_section(matrix)
     lines += ["## Gains", ""]
     networks: Dict[tuple, str] = {}  # (activation, slope, gain) -> first case id
     for case_id in matrix.rows:
@@ -276,6 +277,22 @@ def markdown(matrix: Matrix, plots: Dict[str, str] | None = None) -> str:
     if matrix.other_ids:
         lines += ["", "## Other records", ""] + other_records_table(matrix)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def known_deviations_section(matrix: Matrix) -> List[str]:
+    """Known deviations of torch's random kernels (gains.toml's [[kernel_deviation]]) that the
+    suite measured: reported, not counted against a release."""
+    lines = []
+    for verdict in matrix.verdicts:
+        known = [(name, text) for name, cell in verdict.cells.items() for text in cell.known]
+        if known:
+            lines += [f"### Known kernel deviations in {verdict.release.name} "
+                      f"(torch {verdict.release.version})", ""]
+            lines += [f"- {name}: {text}" for name, text in known[:FINDINGS_SHOWN]]
+            if len(known) > FINDINGS_SHOWN:
+                lines.append(f"- … and {len(known) - FINDINGS_SHOWN} more")
+            lines.append("")
+    return lines
 
 
 def default_stacks_section(matrix: Matrix) -> List[str]:

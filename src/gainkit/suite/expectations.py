@@ -182,6 +182,44 @@ def load() -> Tuple[Tuple[GainCase, ...], Tuple[ReferenceCase, ...], Calling, Do
 GAINS, REFERENCES, CALLING, DOCSTRING, ARGUMENTS = load()
 
 
+@dataclass(frozen=True)
+class KernelDeviation:
+    """A random kernel drawing the wrong distribution in some releases ([[kernel_deviation]])."""
+
+    kernel: str
+    device: str
+    dtype: str
+    since: str
+    statistic: str
+    reference: str
+    what: str
+    until: str | None = None
+
+    def applies(self, kernel: str, device: str, dtype: str, version: Tuple[int, ...]) -> bool:
+        return (kernel == self.kernel and device.split(":")[0] == self.device
+                and dtype == self.dtype and version_tuple(self.since) <= version
+                and (self.until is None or version < version_tuple(self.until)))
+
+    def describe(self) -> str:
+        until = f" before {self.until}" if self.until else ""
+        return (f"known deviation of torch {self.since}{until}, {self.device} {self.dtype} "
+                f"{self.kernel} ({self.reference}): {self.what}")
+
+
+def load_kernel_deviations() -> Tuple[KernelDeviation, ...]:
+    return tuple(KernelDeviation(**row) for row in _read_data().get("kernel_deviation", []))
+
+
+KERNEL_DEVIATIONS = load_kernel_deviations()
+
+
+def kernel_deviations(kernel: str, device: str, dtype: str,
+                      version: Tuple[int, ...]) -> Dict[str, str]:
+    """statistic -> why it is reported, not asserted, for draws of ``kernel`` there."""
+    return {deviation.statistic: deviation.describe() for deviation in KERNEL_DEVIATIONS
+            if deviation.applies(kernel, device, dtype, version)}
+
+
 def first_per_value(cases) -> list:
     """The first case of each distinct value: an init that takes the gain as a number needs
     one case per value, not one per name."""

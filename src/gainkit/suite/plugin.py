@@ -33,6 +33,7 @@ from gainkit.suite import summary
 
 RESULTS_PLUGIN = "gainkit-results"
 SUITE_PACKAGE = "gainkit.conformance"
+SUITE_CONFIG = "pytest.ini"  # shipped beside the suite: its own settings (conformance/pytest.ini)
 CUDA_MISSING = "CUDA not available: torch.cuda.is_available() is False"
 
 
@@ -289,3 +290,9 @@ class SuiteSession:
 
 def _plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def suite_config() -> str:
+    """The path of the installed suite's own pytest configuration, for ``pytest -c``."""
+    spec = importlib.util.find_spec(SUITE_PACKAGE)
+    return os.path.join(list(spec.submodule_search_locations)[0], SUITE_CONFIG)
