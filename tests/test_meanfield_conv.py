@@ -49,7 +49,7 @@ def test_bad_geometry_and_mode():
     with pytest.raises(ValueError, match="groups"):
         ConvGeometry(6, 4, (3,), groups=4)
     with pytest.raises(ValueError, match="mode"):
-        ConvGeometry(4, 4, (3,)).torch_fan("fan_avg")
+        ConvGeometry(4, 4, (3,)).torch_fan("fan_sum")
 
 
 @pytest.mark.parametrize("geometry, forward, backward", CASES)

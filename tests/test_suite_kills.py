@@ -31,13 +31,13 @@ torch = pytest.importorskip("torch")
 
 # One mutant caught by each conformance file; the first by all four gain files. Then the
 # faults of the arguments and orthogonal_ files, a docstring lost (which must fail, not skip),
-# and the module defaults, the last by both module-default files; a fault of half precision
-# only, which the float32/float64 checks cannot see.
+# the module defaults, the last by both module-default files; a fault of half precision
+# only, which the float32/float64 checks cannot see; and a conv fan fault.
 SLICE_MUTANTS = ("gain-tanh-x1.05", "leaky_relu-bool-accepted", "docstring-selu-row-missing",
                  "kaiming-conv-fan-no-receptive-field", "reduced-precision-arguments-dropped",
                  "kaiming_normal_-generator-dropped",
                  "orthogonal_-gain-squared", "calculate_gain-docstring-lost",
-                 "attention-in-proj-per-chunk", "linear-default-a0")
+                 "attention-in-proj-per-chunk", "linear-default-a0", "conv-transpose-fans-swapped")
 SLICE_SEEDS = (0, 1, 2)  # 0: every user's default run
 
 

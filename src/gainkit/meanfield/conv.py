@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Tuple
 
 MODES = ("fan_in", "fan_out")
+# The fans an init can divide by: kaiming_*'s modes, and xavier_*'s average of the two.
+FAN_RULES = MODES + ("fan_avg",)
 
 
 @dataclass(frozen=True)
@@ -70,16 +72,34 @@ class ConvGeometry:
         """Outputs each input feeds: (C_out / groups) x k."""
         return self.out_channels // self.groups * self.receptive_field
 
-    def torch_fan(self, mode: str) -> int:
-        """What ``_calculate_fan_in_and_fan_out`` returns for the weight's shape."""
+    def torch_fan(self, mode: str) -> float:
+        """What ``_calculate_fan_in_and_fan_out`` returns for the weight's shape; for
+        ``fan_avg`` the mean of its two fans (xavier_*'s variance is 1 / fan_avg)."""
+        if mode == "fan_avg":
+            return (self.torch_fan("fan_in") + self.torch_fan("fan_out")) / 2
         if mode not in MODES:
-            raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+            raise ValueError(f"mode {mode!r}: expected one of {', '.join(FAN_RULES)}")
         shape = self.weight_shape
         return (shape[1] if mode == "fan_in" else shape[0]) * self.receptive_field
 
+    def true_fan(self, mode: str) -> float:
+        """What the fan's name promises: fan_in the products each output sums
+        (``forward_terms``), fan_out the outputs each input feeds (``backward_terms``),
+        fan_avg their mean."""
+        if mode == "fan_avg":
+            return (self.forward_terms + self.backward_terms) / 2
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r}: expected one of {', '.join(FAN_RULES)}")
+        return self.forward_terms if mode == "fan_in" else self.backward_terms
+
+    def fan_deviates(self, mode: str) -> bool:
+        """Whether torch's fan for ``mode`` is not the count its name promises (groups'
+        over-count, ConvTranspose's exchanged fans)."""
+        return self.torch_fan(mode) != self.true_fan(mode)
+
     def pass_factors(self, mode: str) -> Tuple[float, float]:
         """(forward, backward) second-moment factors of a linear layer initialised with
-        Var(w) = 1 / torch_fan(mode): 1 is a preserved pass."""
+        Var(w) = 1 / torch_fan(mode) (``mode`` one of FAN_RULES): 1 is a preserved pass."""
         fan = self.torch_fan(mode)
         return self.forward_terms / fan, self.backward_terms / fan
 

@@ -36,8 +36,10 @@ VALUES, DOCSTRING, INIT, STABILITY = ("test_values.py", "test_docstring.py",
 MODULE_DEFAULTS, DEFAULT_STACKS = "test_module_defaults.py", "test_default_stacks.py"
 GAIN_FILES = (VALUES, DOCSTRING, INIT, STABILITY)
 ARGUMENTS, ORTHOGONAL = "test_init_arguments.py", "test_orthogonal.py"
+CONV_MODES = "test_conv_modes.py"
 # Every conformance file some mutant must fail (the gain files catch every gain change).
-CONFORMANCE_FILES = GAIN_FILES + (ARGUMENTS, ORTHOGONAL, MODULE_DEFAULTS, DEFAULT_STACKS)
+CONFORMANCE_FILES = GAIN_FILES + (ARGUMENTS, ORTHOGONAL, MODULE_DEFAULTS, DEFAULT_STACKS,
+                                  CONV_MODES)
 LINEAR_NAMES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                 "conv_transpose3d", "sigmoid")
 DEFAULT_SLOPE = activations.get("leaky_relu").defaults["negative_slope"]
@@ -72,6 +74,10 @@ REQUIRED_TAGS = {
     "kaiming-a-ignored": "kaiming_* not passing a (leaky_relu's slope) to calculate_gain",
     "orthogonal-gain": "orthogonal_ ignoring or mangling its gain",
     "reduced-precision": "an init that draws wrongly only for float16/bfloat16 weights",
+    # issue 12: conv fans, where torch's convention and the counts part
+    "conv-fan:receptive-field": "a conv fan's receptive field from the wrong kernel dimensions",
+    "conv-fan:groups": "groups ignored in a fan, or fan_out 'fixed' to divide by groups",
+    "conv-fan:transposed": "ConvTranspose's fans read from the other dimensions (#18182 fixed)",
 }
 
 # build(init_module, original_attribute) -> replacement
@@ -290,6 +296,101 @@ def fans_last_kernel_dim_only(init, original):
         return fan_in // field * tensor.size(-1), fan_out // field * tensor.size(-1)
 
     return _calculate_fan_in_and_fan_out
+
+
+def fans_first_kernel_dim_only(init, original):
+    """Fans with the receptive field taken from the first kernel dimension."""
+
+    @functools.wraps(original)
+    def _calculate_fan_in_and_fan_out(tensor):
+        fan_in, fan_out = original(tensor)
+        if tensor.dim() <= 2:
+            return fan_in, fan_out
+        field = receptive_field(tensor)
+        return fan_in // field * tensor.size(2), fan_out // field * tensor.size(2)
+
+    return _calculate_fan_in_and_fan_out
+
+
+def fans_two_kernel_dims(init, original):
+    """Fans of 3-D kernels counting their first two dimensions only (2-D code)."""
+
+    @functools.wraps(original)
+    def _calculate_fan_in_and_fan_out(tensor):
+        fan_in, fan_out = original(tensor)
+        if tensor.dim() <= 4:
+            return fan_in, fan_out
+        field = receptive_field(tensor)
+        kept = tensor.size(2) * tensor.size(3)
+        return fan_in // field * kept, fan_out // field * kept
+
+    return _calculate_fan_in_and_fan_out
+
+
+def fan_out_depthwise_guess(init, original):
+    """PR #24315's depthwise detection: a weight with one input channel per group is taken as
+    depthwise with channel multiplier 1, and its fan_out as the receptive field alone."""
+
+    @functools.wraps(original)
+    def _calculate_fan_in_and_fan_out(tensor):
+        fan_in, fan_out = original(tensor)
+        if tensor.dim() > 2 and tensor.size(1) == 1:
+            return fan_in, receptive_field(tensor)
+        return fan_in, fan_out
+
+    return _calculate_fan_in_and_fan_out
+
+
+# A fan helper that knows the module: what a fix of #23854 or #18182 needs, since a weight's
+# shape tells neither the groups nor that it is transposed. _ConvNd.reset_parameters (which
+# construction runs) tags the weight with (in_channels, out_channels, groups, transposed) before
+# its own draw, so the module's default sees the new fans too; the fan helper reads the tag.
+CONV_TAG = "_gainkit_conv_layout"
+
+
+def tag_conv_weights(init, original):
+    @functools.wraps(original)
+    def reset_parameters(self):
+        setattr(self.weight, CONV_TAG, (self.in_channels, self.out_channels, self.groups,
+                                        bool(self.transposed)))
+        return original(self)
+
+    return reset_parameters
+
+
+def module_aware_fans(rewrite: Callable) -> Builder:
+    """_calculate_fan_in_and_fan_out as ``rewrite(fan_in, fan_out, tensor, layout)`` for tagged
+    conv weights (``layout``: in, out, groups, transposed), unchanged for any other tensor."""
+
+    def build(init, original):
+        @functools.wraps(original)
+        def _calculate_fan_in_and_fan_out(tensor):
+            fan_in, fan_out = original(tensor)
+            layout = getattr(tensor, CONV_TAG, None)
+            if layout is None:
+                return fan_in, fan_out
+            return rewrite(fan_in, fan_out, tensor, layout)
+
+        return _calculate_fan_in_and_fan_out
+
+    return build
+
+
+def fan_out_over_groups(fan_in, fan_out, tensor, layout):
+    return fan_in, fan_out // layout[2]  # #23854 "fixed": each input's count (Conv)
+
+
+def fan_in_groups_ignored(fan_in, fan_out, tensor, layout):
+    return fan_in * layout[2], fan_out  # every input channel counted, not the group's
+
+
+def transposed_fans_swapped(fan_in, fan_out, tensor, layout):
+    return (fan_out, fan_in) if layout[3] else (fan_in, fan_out)  # #18182 "fixed"
+
+
+def module_fan_fault(rewrite: Callable) -> Dict[str, Builder]:
+    return {"nn.modules.conv._ConvNd.reset_parameters": tag_conv_weights,
+            "_calculate_fan_in_and_fan_out": module_aware_fans(rewrite)}
 
 
 # draw faults -------------------------------------------------------------------------------
@@ -669,6 +770,28 @@ CATALOGUE = (
            ("kaiming-conv-fan", "xavier-average"),
            {"_calculate_fan_in_and_fan_out": fans_last_kernel_dim_only}, (INIT,),
            "conv2d-32to64-k3 and (xavier or relu)"),
+    # conv fan faults (issue 12): caught where the conv modes are measured
+    Mutant("fans-first-kernel-dim-only", "fans of conv weights count the first kernel "
+           "dimension only (3 for a 3x2 kernel)", ("conv-fan:receptive-field",),
+           {"_calculate_fan_in_and_fan_out": fans_first_kernel_dim_only}, (INIT, CONV_MODES),
+           "conv2d or conv3d or conv_transpose2d or conv_transpose3d"),
+    Mutant("fans-3d-kernel-two-dims", "fans of 3-D conv weights count two kernel dimensions "
+           "(code written for conv2d)", ("conv-fan:receptive-field",),
+           {"_calculate_fan_in_and_fan_out": fans_two_kernel_dims}, (CONV_MODES,), "3d"),
+    Mutant("fan-out-depthwise-guess", "a weight with one input channel per group is taken as "
+           "depthwise with multiplier 1: fan_out = the receptive field (PR #24315's detection)",
+           ("conv-fan:groups",), {"_calculate_fan_in_and_fan_out": fan_out_depthwise_guess},
+           (CONV_MODES,), "depthwise"),
+    Mutant("fan-out-divided-by-groups", "fan_out of a grouped conv divided by groups, each "
+           "input's count (#23854 'fixed' in a module-aware fan helper)", ("conv-fan:groups",),
+           module_fan_fault(fan_out_over_groups), (CONV_MODES,), "grouped or depthwise"),
+    Mutant("fan-in-groups-ignored", "a module-aware fan helper counts every input channel "
+           "in fan_in, ignoring groups", ("conv-fan:groups",),
+           module_fan_fault(fan_in_groups_ignored), (CONV_MODES,), "grouped or depthwise"),
+    Mutant("conv-transpose-fans-swapped", "ConvTranspose's fans read from the other "
+           "dimensions: fan_in the forward count (#18182 'fixed' silently)",
+           ("conv-fan:transposed",), module_fan_fault(transposed_fans_swapped),
+           (CONV_MODES,), "conv_transpose"),
     Mutant("xavier-fan-in-only", "xavier_* use std = gain * sqrt(2 / (fan_in + fan_in))",
            ("xavier-fan-in-only",),
            {"xavier_normal_": xavier("normal", xavier_fan_in_only),

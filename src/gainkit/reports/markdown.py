@@ -12,6 +12,7 @@ import math
 from typing import Dict, List, Sequence
 
 from gainkit.meanfield import theory
+from gainkit.reports import conv_modes
 from gainkit.reports.judging import (
     DEVIATES,
     MISSING,
@@ -272,6 +273,7 @@ def markdown(matrix: Matrix, plots: Dict[str, str] | None = None) -> str:
     lines += _image(plots, "phase", "chi_1 against gain for each activation")
     lines += definitions_table(matrix)
     lines += default_stacks_section(matrix)
+    lines += conv_modes.section([(v.release.name, v.release.records) for v in matrix.verdicts])
     if matrix.other_ids:
         lines += ["", "## Other records", ""] + other_records_table(matrix)
     return "\n".join(lines).rstrip() + "\n"
