@@ -31,11 +31,13 @@ torch = pytest.importorskip("torch")
 
 # One mutant caught by each conformance file; the first by all four gain files. Then the
 # faults of the arguments and orthogonal_ files, a docstring lost (which must fail, not skip),
-# and the module defaults, the last by both module-default files.
+# the module defaults, the last by both module-default files, and a conv gain (the value file
+# and the conv stacks).
 SLICE_MUTANTS = ("gain-tanh-x1.05", "leaky_relu-bool-accepted", "docstring-selu-row-missing",
                  "kaiming-conv-fan-no-receptive-field", "kaiming_normal_-generator-dropped",
                  "orthogonal_-gain-squared", "calculate_gain-docstring-lost",
-                 "attention-in-proj-per-chunk", "linear-default-a0")
+                 "attention-in-proj-per-chunk", "linear-default-a0",
+                 "gain-conv_transpose2d-x1.05")
 SLICE_SEEDS = (0, 1, 2)  # 0: every user's default run
 
 
