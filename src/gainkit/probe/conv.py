@@ -196,7 +196,7 @@ def measure(geometry: ConvGeometry, init: str, depth: int, draws: int,
     if len(spatial) != geometry.dims:
         raise ValueError(f"spatial size {spatial} for a {geometry.dims}-d kernel")
     with torch_cpu_threads(cpu_threads):
-        return _measure(geometry, initialiser(init, geometry), depth, draws, spatial,
+        return _measure(geometry, init, depth, draws, spatial,
                         tuple(float(s) for s in scales), torch.device(device), dtype, seed)
 
 
@@ -204,6 +204,8 @@ def _measure(geometry, init, depth, draws, spatial, scales, device, dtype, seed)
     channels = geometry.in_channels
     shape = (len(scales), draws * channels) + spatial
     with torch.random.fork_rng(devices=_rng_devices(device)):
+        # Built inside: a module default's module draws once as it is constructed.
+        init = initialiser(init, geometry)
         torch.manual_seed(seed)
         x = torch.randn((1, draws * channels) + spatial, dtype=dtype, device=device)
         r = torch.randn((1, draws * channels) + spatial, dtype=dtype, device=device)
