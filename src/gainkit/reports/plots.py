@@ -367,8 +367,10 @@ def depth_profile(case, records: List[tuple], path: str) -> str | None:
             entries.setdefault(text, handle)
     figure.legend(list(entries.values()), list(entries), loc="upper center",
                   bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=6.5, frameon=False)
-    setup = ", ".join(f"{k} {first[k]}" for k in ("layer", "init", "width", "draws", "device",
-                                                    "dtype") if k in first)
+    # A conv stack's width is its channel count.
+    names = {"width": "channels"} if "layer" in first else {}
+    setup = ", ".join(f"{names.get(k, k)} {first[k]}" for k in ("layer", "init", "width", "draws",
+                                                                "device", "dtype") if k in first)
     gain = judging.number(markdown.case_gain(case), 6)
     figure.suptitle(f"{case.id} (gain {gain}): depth profiles; {setup}; geometric means over "
                     "draws", fontsize=9)

@@ -227,6 +227,10 @@ def _record(result: ConvRun, check: str, verdict: str) -> Dict[str, object]:
     bias = (mean_g[0] - mean_g[-1]) - (field_g[0] - field_g[-1])
     measured_rate = math.exp((result.log_grad[0, 0] - result.log_grad[0, -1] - bias)
                              / design.depth)
+    # chi_1 is the gain's: the module default never calls calculate_gain, so its measured
+    # factor (1/3 a layer) is recorded as what it is, not as the gain's chi_1.
+    gain_rate = {} if design.init == probe.MODULE_DEFAULT else dict(
+        chi_1_measured=measured_rate, chi_1_predicted=model.backward_factor)
     return dict(
         kind="stability", case_id=design.case.id, check=check, init=design.init,
         device=result.device, dtype=result.dtype, network="conv",
@@ -238,7 +242,7 @@ def _record(result: ConvRun, check: str, verdict: str) -> Dict[str, object]:
         mean_field_grad=_exp(field_g), band_grad_lo=_exp(mean_g - half_g),
         band_grad_hi=_exp(mean_g + half_g),
         forward_factor=model.forward_factor, backward_factor=model.backward_factor,
-        chi_1_measured=measured_rate, chi_1_predicted=model.backward_factor,
+        backward_factor_measured=measured_rate, **gain_rate,
         regime=theory.regime(model.backward_factor), q_star=1.0, verdict=verdict,
         controls={str(factor): {"forward": float(result.log_q[index, -1]),
                                 "backward": float(result.log_grad[index, 0])}
