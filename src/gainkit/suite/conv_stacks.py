@@ -36,12 +36,14 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import numpy as np
+import torch
 
 from gainkit.meanfield import theory
 from gainkit.meanfield.conv import ConvGeometry, ConvStack
 from gainkit.probe import conv as probe
 from gainkit.suite import designs, torchinfo
 from gainkit.suite.expectations import DEVICE_DTYPES, GAINS, MODULE_DEFAULTS
+from gainkit.suite.verdicts import Verdict
 
 CHANNELS = 24
 DEPTH = 8
@@ -183,8 +185,6 @@ def run(case, init: str, device: str, dtype, seed: int, z: float,
 
 def judge(check: str, result: ConvRun):
     """The ``verdicts.Verdict`` of ``check`` (forward or backward) on ``result``."""
-    from gainkit.suite.verdicts import Verdict
-
     if check not in CHECKS:
         raise ValueError(f"unknown check {check!r}; expected one of {CHECKS}")
     design = result.design
@@ -271,8 +271,6 @@ class Calibration:
 def calibrate(case, init: str, seeds: int, dtype=None, draws: int | None = None) -> Calibration:
     """Run the suite's design of ``case`` and ``init`` under ``seeds`` seeds (float64 unless
     ``dtype``) and compare every layer's spread over all draws with ``ConvStack``."""
-    import torch
-
     design = plan(case, init, 1.0, draws)
     per_draw = {"forward": [], "backward": []}
     for seed in range(seeds):
