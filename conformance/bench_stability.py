@@ -9,6 +9,8 @@ Targets:
   (``test_bench_whole_suite_against_the_forum``: ``ratio`` and ``target_ratio`` in extra_info);
 - the suite's full CPU coverage (every stability gain x 6 inits x float32 and float64, plus the
   forum claims): under 30 s on a 2-core CPU;
+- the conv stacks (every conv gain x 7 inits x float32 and float64, both checks): at most
+  1.5 s on a 2-core CPU (``test_bench_conv_stacks``), their share of the whole-suite budget;
 - for comparison, the forum's method (docs/theory.md, "The forum's claims"): one 1000x1000,
   100-layer network with batch 1000 per configuration, 6-10 s each on a 2-core CPU.
   ``projected_coverage_s`` in its extra_info is that time multiplied by the number of
@@ -27,8 +29,8 @@ import pytest
 import torch
 
 from gainkit.meanfield import finitewidth
-from gainkit.probe import mlp
-from gainkit.suite import coverage, designs, verdicts
+from gainkit.probe import conv, mlp
+from gainkit.suite import conv_stacks, coverage, designs, verdicts
 
 pytest.importorskip("pytest_benchmark")
 
@@ -81,6 +83,27 @@ def test_bench_one_configuration(benchmark):
     coverage.suite_design(subject, "xavier_normal", z)  # theory outside the timing
     benchmark.pedantic(_run, args=(subject, "xavier_normal", torch.float32, z), rounds=5,
                        iterations=1)
+
+
+def _conv_coverage() -> int:
+    # What test_conv_stability.py does on CPU: every run and both verdicts.
+    z = coverage.suite_z(coverage.subjects())
+    count = 0
+    for dtype in DTYPES:
+        for case in conv_stacks.CASES:
+            for init in conv.INITS:
+                run = conv_stacks.run(case, init, "cpu", dtype, 0, z)
+                for check in conv_stacks.CHECKS:
+                    conv_stacks.judge(check, run)
+                count += 1
+    return count
+
+
+def test_bench_conv_stacks(benchmark):
+    """Target: the conv stacks' CPU coverage (84 runs) in at most 1.5 s."""
+    count = benchmark.pedantic(_conv_coverage, rounds=1, iterations=1)
+    benchmark.extra_info["configurations"] = count
+    benchmark.extra_info["target_s"] = 1.5
 
 
 def _forum_network(gain: float = 5.0 / 3.0) -> tuple:

@@ -32,12 +32,14 @@ torch = pytest.importorskip("torch")
 # One mutant caught by each conformance file; the first by all four gain files. Then the
 # faults of the arguments and orthogonal_ files, a docstring lost (which must fail, not skip),
 # the module defaults, the last by both module-default files; a fault of half precision
-# only, which the float32/float64 checks cannot see; and a conv fan fault.
+# only, which the float32/float64 checks cannot see; a conv fan fault; and a conv gain (the
+# value file and the conv stacks).
 SLICE_MUTANTS = ("gain-tanh-x1.05", "leaky_relu-bool-accepted", "docstring-selu-row-missing",
                  "kaiming-conv-fan-no-receptive-field", "reduced-precision-arguments-dropped",
                  "kaiming_normal_-generator-dropped",
                  "orthogonal_-gain-squared", "calculate_gain-docstring-lost",
-                 "attention-in-proj-per-chunk", "linear-default-a0", "conv-transpose-fans-swapped")
+                 "attention-in-proj-per-chunk", "linear-default-a0", "conv-transpose-fans-swapped",
+                 "gain-conv_transpose2d-x1.05")
 SLICE_SEEDS = (0, 1, 2)  # 0: every user's default run
 
 

@@ -19,8 +19,11 @@ A dense layer is the case of an empty kernel (receptive field 1), so the same ar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Tuple
+
+import numpy as np
 
 MODES = ("fan_in", "fan_out")
 # The fans an init can divide by: kaiming_*'s modes, and xavier_*'s average of the two.
@@ -108,3 +111,96 @@ class ConvGeometry:
         forward, backward = self.pass_factors(mode)
         return tuple(name for name, factor in (("forward", forward), ("backward", backward))
                      if factor == 1.0)
+
+
+# --- deep stacks -----------------------------------------------------------------------------
+
+def frequency_modes(spatial: Tuple[int, ...]) -> Tuple[int, int]:
+    """(real modes, conjugate pairs) of the DFT of a real signal on a periodic grid ``spatial``.
+
+    A frequency f is real when 2f = 0 modulo the size in every dimension (f = 0, and f = n/2
+    for even n); the others pair with -f."""
+    real = 1
+    positions = 1
+    for size in spatial:
+        real *= 2 if size % 2 == 0 else 1
+        positions *= size
+    return real, (positions - real) // 2
+
+
+@dataclass(frozen=True)
+class ConvStack:
+    """Mean field and finite-width noise of a deep linear stack of one square layer ``geometry``
+    (in = out channels, groups = 1), stride 1, circular, on inputs of size ``spatial`` = the
+    kernel's, weights i.i.d. of variance ``weight_variance`` and excess kurtosis
+    ``weight_kurtosis``; input and output gradient i.i.d. N(0, 1) (docs/theory.md,
+    "Convolutions").
+
+    Per layer the second moment is multiplied by ``forward_factor = forward_terms * Var(w)``
+    and the squared gradient by ``backward_factor = backward_terms * Var(w)``: exactly, in
+    expectation, at any width -- the count of terms, not torch's fan, is what enters.
+
+    Noise. With the spatial size equal to the kernel, the DFT turns the layer into independent
+    C x C channel matrices W(f), one per frequency mode (the kernel's taps are a unitary change
+    of basis of the modes): real Gaussian for real modes, circular complex Gaussian for the
+    others. A mode's power after n layers is then its input power times n independent
+    chi-square gains, chi2_C / C (real) or chi2_2C / 2C (complex), so its relative variance is
+    exactly ``(1 + 2/C)^(n+1) - 1`` or ``(1 + 1/C)^(n+1) - 1`` (the input counts as one more).
+    q_l is the mean of the modes' powers; ``log_variance`` matches a log-normal to its exact
+    variance (Fenton-Wilkinson), which overstates Var[ln q] slightly where the modes have
+    spread far apart (docs/theory.md: calibration). Uniform weights add, to first order, the
+    fourth cumulant of the taps: ``n * kurtosis / (C^2 P)`` to the relative variance.
+    """
+
+    geometry: ConvGeometry
+    depth: int
+    weight_variance: float
+    weight_kurtosis: float = 0.0
+
+    def __post_init__(self):
+        g = self.geometry
+        if g.in_channels != g.out_channels or g.groups != 1:
+            raise ValueError("the stack model is for square layers with groups = 1")
+
+    @property
+    def spatial(self) -> Tuple[int, ...]:
+        return tuple(self.geometry.kernel)
+
+    @property
+    def forward_factor(self) -> float:
+        return self.geometry.forward_terms * self.weight_variance
+
+    @property
+    def backward_factor(self) -> float:
+        return self.geometry.backward_terms * self.weight_variance
+
+    def relative_variance(self, layers: int) -> float:
+        """Var[q_n] / E[q_n]^2 of one draw after ``layers`` layers from a N(0, 1) input."""
+        channels = self.geometry.in_channels
+        positions = self.geometry.receptive_field
+        real, pairs = frequency_modes(self.spatial)
+        modes = (real * ((1 + 2.0 / channels) ** (layers + 1) - 1)
+                 + 4 * pairs * ((1 + 1.0 / channels) ** (layers + 1) - 1)) / positions ** 2
+        cumulant = layers * self.weight_kurtosis / (channels ** 2 * positions)
+        return modes + cumulant
+
+    def log_variance(self, layers: int) -> float:
+        """Var[ln q_n] of one draw (log-normal matched to ``relative_variance``)."""
+        return math.log1p(self.relative_variance(layers))
+
+    def forward(self, factor: float = 1.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean-field ln q_l, and E / Var of one draw's ln q_l, l = 0..depth, with the weights
+        scaled by ``factor`` (a negative control): (mean field, mean, variance)."""
+        rate = math.log(self.forward_factor * factor ** 2)
+        mean_field = rate * np.arange(self.depth + 1)
+        variance = np.array([self.log_variance(layer) for layer in range(self.depth + 1)])
+        return mean_field, mean_field - variance / 2, variance
+
+    def backward(self, factor: float = 1.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As ``forward`` for ln g_l, the squared gradient at layer l's output (g_depth: the
+        unit output gradient's), l = 0..depth."""
+        rate = math.log(self.backward_factor * factor ** 2)
+        above = self.depth - np.arange(self.depth + 1)
+        mean_field = rate * above
+        variance = np.array([self.log_variance(int(n)) for n in above])
+        return mean_field, mean_field - variance / 2, variance

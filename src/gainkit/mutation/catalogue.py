@@ -36,10 +36,12 @@ VALUES, DOCSTRING, INIT, STABILITY = ("test_values.py", "test_docstring.py",
 MODULE_DEFAULTS, DEFAULT_STACKS = "test_module_defaults.py", "test_default_stacks.py"
 GAIN_FILES = (VALUES, DOCSTRING, INIT, STABILITY)
 ARGUMENTS, ORTHOGONAL = "test_init_arguments.py", "test_orthogonal.py"
-CONV_MODES = "test_conv_modes.py"
-# Every conformance file some mutant must fail (the gain files catch every gain change).
+CONV_MODES, CONV_STABILITY = "test_conv_modes.py", "test_conv_stability.py"
+# Every conformance file some mutant must fail (the gain files catch every gain change; a conv
+# gain's deep-network checks are the conv stacks', not the MLP file's).
 CONFORMANCE_FILES = GAIN_FILES + (ARGUMENTS, ORTHOGONAL, MODULE_DEFAULTS, DEFAULT_STACKS,
-                                  CONV_MODES)
+                                  CONV_MODES, CONV_STABILITY)
+CONV_GAIN_FILES = (VALUES, CONV_STABILITY)
 LINEAR_NAMES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                 "conv_transpose3d", "sigmoid")
 DEFAULT_SLOPE = activations.get("leaky_relu").defaults["negative_slope"]
@@ -686,13 +688,14 @@ MODULE_DEFAULT_MUTANTS = (
 
 # The catalogue -----------------------------------------------------------------------------
 
-def gain_mutant(nonlinearity: str, factor: float, select: str, tags=()) -> Mutant:
+def gain_mutant(nonlinearity: str, factor: float, select: str, tags=(),
+                caught_by=GAIN_FILES) -> Mutant:
     return Mutant(
         name=f"gain-{nonlinearity}-x{factor}",
         description=f"calculate_gain({nonlinearity!r}) returns {factor} x the documented gain",
         tags=tuple(tags) or (f"gain:{nonlinearity}",),
         replacements={"calculate_gain": scaled_gain(nonlinearity, factor)},
-        caught_by=GAIN_FILES,
+        caught_by=tuple(caught_by),
         select=select,
     )
 
@@ -712,6 +715,11 @@ CATALOGUE = (
     gain_mutant("selu", 1.05, "selu"),
     gain_mutant("leaky_relu", 1.05, "leaky_relu", tags=("gain:leaky_relu-default",)),
     gain_mutant("linear", 1.05, "linear", tags=("gain:linear",)),
+    # The conv names: the value file and the conv stacks (whose xavier_* and kaiming_* call
+    # calculate_gain with the layer's own name); "conv2d" is no substring of conv_transpose2d.
+    *(gain_mutant(name, 1.05, name, caught_by=CONV_GAIN_FILES)
+      for name in ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                   "conv_transpose3d")),
     Mutant("gain-tanh-rounded", "calculate_gain('tanh') returns 1.6667, 5/3 rounded",
            ("gain:tanh",), {"calculate_gain": replaced_gain("tanh", round(5 / 3, 4))},
            (VALUES, DOCSTRING), "tanh"),

@@ -320,10 +320,14 @@ def depth_profile(case, records: List[tuple], path: str) -> str | None:
     mean_q, mean_grad = mean_field_profiles(
         case, depth, float(first.get("q0", 1.0)),
         float(first["q_star"]) if _positive_number(first.get("q_star")) else None)
+    # A record's own mean-field curves win: a conv stack's factors are its term counts times
+    # what the init drew (the module default's 1/3), which the gain alone does not give.
     recorded_q = _as_layers(first.get("mean_field_q"), depth)
+    recorded_grad = _as_layers(first.get("mean_field_grad"), depth)
     panels = (("q", "pre-activation second moment q_l = mean h_l²",
                mean_q if recorded_q is None else recorded_q),
-              ("grad", "squared gradient: mean (∂L/∂h_l)²", mean_grad))
+              ("grad", "squared gradient: mean (∂L/∂h_l)²",
+               mean_grad if recorded_grad is None else recorded_grad))
     figure = _figure(9.0, 3.6)
     for index, (key, label, theory_curve) in enumerate(panels):
         axes = figure.add_subplot(1, 2, index + 1)
@@ -363,8 +367,10 @@ def depth_profile(case, records: List[tuple], path: str) -> str | None:
             entries.setdefault(text, handle)
     figure.legend(list(entries.values()), list(entries), loc="upper center",
                   bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=6.5, frameon=False)
-    setup = ", ".join(f"{k} {first[k]}" for k in ("init", "width", "draws", "device", "dtype")
-                      if k in first)
+    # A conv stack's width is its channel count.
+    names = {"width": "channels"} if "layer" in first else {}
+    setup = ", ".join(f"{names.get(k, k)} {first[k]}" for k in ("layer", "init", "width", "draws",
+                                                                "device", "dtype") if k in first)
     gain = judging.number(markdown.case_gain(case), 6)
     figure.suptitle(f"{case.id} (gain {gain}): depth profiles; {setup}; geometric means over "
                     "draws", fontsize=9)

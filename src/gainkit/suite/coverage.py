@@ -59,12 +59,13 @@ class Subject:
 
 
 def subjects() -> Tuple[Subject, ...]:
-    """gains.toml cases with ``stability = true``, then its references."""
+    """gains.toml cases with ``stability = true`` whose network is an MLP, then its references
+    (the conv cases are ``gainkit.suite.conv_stacks``')."""
     from gainkit.suite.expectations import GAINS, REFERENCES
 
     return tuple(
         Subject(case.id, case.activation, case.slope, case.value, case.regime, case.claim, case)
-        for case in GAINS if case.stability
+        for case in GAINS if case.stability and case.network == "mlp"
     ) + tuple(
         Subject(ref.id, ref.activation, ref.slope, ref.gain, ref.regime, ref.claim)
         for ref in REFERENCES
@@ -72,8 +73,11 @@ def subjects() -> Tuple[Subject, ...]:
 
 
 def suite_z(covered: Sequence[Subject], depth: int | None = None) -> float:
-    """z for the whole suite: every subject x init x device-dtype and every claim."""
-    comparisons = 0
+    """z for the whole suite: every subject x init x device-dtype and every claim, and the
+    conv stacks' checks (``conv_stacks.comparisons``): one family, one z."""
+    from gainkit.suite import conv_stacks
+
+    comparisons = conv_stacks.comparisons()
     for subject in covered:
         layers = depth or default_depth(theory.analyse(
             theory.activation(subject.activation, subject.slope), subject.gain))

@@ -14,6 +14,7 @@ else:  # pragma: no cover - exercised in the old-Python tox envs
     import tomli as tomllib
 
 _MISSING = object()
+NETWORKS = ("mlp", "conv")  # the deep networks a gain's stability checks can build
 
 # The device x dtype instances of every device-generic conformance test. float64 CUDA kernels are
 # not what users train with, and they double the CUDA time. The suite's Bonferroni counts use
@@ -43,10 +44,16 @@ class GainCase:
     regime: str
     stability: bool
     param: object = _MISSING
+    network: str = "mlp"  # which stability suite builds its network: "mlp" or "conv"
     slope: float | None = None
     deviation: str = ""
     claim: str = ""
     doc_row: str = ""
+
+    def __post_init__(self):
+        if self.network not in NETWORKS:
+            raise ValueError(f"gain {self.id}: network {self.network!r}, expected one of "
+                             f"{', '.join(NETWORKS)}")
 
     @property
     def has_param(self) -> bool:
