@@ -286,47 +286,30 @@ def fan_without_receptive_field(original, tensor, mode):
     return original(tensor, mode) // receptive_field(tensor)
 
 
-def fans_last_kernel_dim_only(init, original):
-    """Fans with the receptive field taken from the last kernel dimension (1-D code)."""
+def fans_counting(kernel_dims: Callable[[object], Tuple[int, ...]], min_dim: int = 3) -> Builder:
+    """Fans whose receptive field is the product of ``kernel_dims(tensor)`` only, for weights
+    of at least ``min_dim`` dimensions (code written for fewer kernel dimensions)."""
 
-    @functools.wraps(original)
-    def _calculate_fan_in_and_fan_out(tensor):
-        fan_in, fan_out = original(tensor)
-        if tensor.dim() <= 2:
-            return fan_in, fan_out
-        field = receptive_field(tensor)
-        return fan_in // field * tensor.size(-1), fan_out // field * tensor.size(-1)
+    def build(init, original):
+        @functools.wraps(original)
+        def _calculate_fan_in_and_fan_out(tensor):
+            fan_in, fan_out = original(tensor)
+            if tensor.dim() < min_dim:
+                return fan_in, fan_out
+            field, kept = receptive_field(tensor), 1
+            for size in kernel_dims(tensor):
+                kept *= size
+            return fan_in // field * kept, fan_out // field * kept
 
-    return _calculate_fan_in_and_fan_out
+        return _calculate_fan_in_and_fan_out
 
-
-def fans_first_kernel_dim_only(init, original):
-    """Fans with the receptive field taken from the first kernel dimension."""
-
-    @functools.wraps(original)
-    def _calculate_fan_in_and_fan_out(tensor):
-        fan_in, fan_out = original(tensor)
-        if tensor.dim() <= 2:
-            return fan_in, fan_out
-        field = receptive_field(tensor)
-        return fan_in // field * tensor.size(2), fan_out // field * tensor.size(2)
-
-    return _calculate_fan_in_and_fan_out
+    return build
 
 
-def fans_two_kernel_dims(init, original):
-    """Fans of 3-D kernels counting their first two dimensions only (2-D code)."""
-
-    @functools.wraps(original)
-    def _calculate_fan_in_and_fan_out(tensor):
-        fan_in, fan_out = original(tensor)
-        if tensor.dim() <= 4:
-            return fan_in, fan_out
-        field = receptive_field(tensor)
-        kept = tensor.size(2) * tensor.size(3)
-        return fan_in // field * kept, fan_out // field * kept
-
-    return _calculate_fan_in_and_fan_out
+# the last kernel dimension only (1-D code), the first only, the first two of a 3-D kernel
+fans_last_kernel_dim_only = fans_counting(lambda tensor: (tensor.size(-1),))
+fans_first_kernel_dim_only = fans_counting(lambda tensor: (tensor.size(2),))
+fans_two_kernel_dims = fans_counting(lambda tensor: (tensor.size(2), tensor.size(3)), min_dim=5)
 
 
 def fan_out_depthwise_guess(init, original):
