@@ -18,7 +18,7 @@ at most eps^2 / 12 of the second moment, 5.1e-6 for bfloat16's 8 significant bit
 negligible next to the sampling band; the max|w| check allows the eps / 2 rounding of the
 largest weight.
 
-Known kernel faults (gains.toml's [[kernel_deviation]]: torch 1.8-2.12's CPU bfloat16 normal_
+Known kernel faults (gains.toml's [[kernel_deviation]]: torch 1.8-2.11's CPU bfloat16 normal_
 clips the tails): there the kurtosis is recorded with the deviation instead of failing; the
 variance, what the gain sets, is judged as everywhere.
 """

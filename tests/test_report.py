@@ -246,7 +246,7 @@ def test_an_init_record_outside_its_own_band_deviates_whatever_its_verdict(capsy
 
 def test_a_known_kernel_deviation_is_shown_and_does_not_count_against_the_release(
         capsys, tmp_path, real_results):
-    # as the suite records a bfloat16 CPU normal_ of torch 1.8-2.12 (gains.toml's
+    # as the suite records a bfloat16 CPU normal_ of torch 1.8-2.11 (gains.toml's
     # [[kernel_deviation]]): kurtosis outside its band, the deviation named, verdict pass
     known = copy.deepcopy(real_results)
     record = next(r for r in known["records"] if r["kind"] == "init" and "kurtosis" in r)
