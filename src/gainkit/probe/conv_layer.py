@@ -14,8 +14,8 @@ Padding is circular, so that every output sums the full ``forward_terms`` and ev
 the full ``backward_terms`` (``gainkit.meanfield.conv``): the input is wrapped by (k-1)//2
 before and k//2 after on each dimension. A Conv of the wrapped input has as many outputs as
 positions; a transposed conv's outputs k-1 from either edge sum every term, and are as many as
-positions (the crop). The wrapping is written with ``narrow`` and ``cat`` (torch 1.0 has no
-circular ``F.pad``).
+positions (the crop). The wrapping is the conv stacks' ``gainkit.probe.conv.circular_pad``
+(``narrow`` and ``cat``: torch 1.0 has no circular ``F.pad``).
 
 Negative controls: every entry of ``scales`` multiplies the products of the same draws and
 inputs (y, and in the backward pass dx), which is the same layer as multiplying its weights
@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from gainkit.meanfield.conv import ConvGeometry
+from gainkit.probe.conv import circular_pad, module_class
 from gainkit.probe.mlp import _rng_devices, torch_cpu_threads
 
 Init = Callable[[torch.Tensor], object]
@@ -58,29 +59,15 @@ class LayerMeasurement:
 
 def module(geometry: ConvGeometry):
     """torch's own bias-free module for ``geometry``."""
-    name = ("ConvTranspose" if geometry.transposed else "Conv") + f"{geometry.dims}d"
-    return getattr(torch.nn, name)(geometry.in_channels, geometry.out_channels,
-                                   tuple(geometry.kernel), groups=geometry.groups, bias=False)
-
-
-def wrap(x: torch.Tensor, kernel: Sequence[int]) -> torch.Tensor:
-    """Circular padding: (k-1)//2 positions before and k//2 after on every spatial dim."""
-    for axis, k in enumerate(kernel, start=2):
-        size = x.size(axis)
-        before, after = (k - 1) // 2, k // 2
-        parts = [x.narrow(axis, size - before, before)] if before else []
-        parts.append(x)
-        if after:
-            parts.append(x.narrow(axis, 0, after))
-        x = torch.cat(parts, axis)
-    return x
+    return module_class(geometry)(geometry.in_channels, geometry.out_channels,
+                                  tuple(geometry.kernel), groups=geometry.groups, bias=False)
 
 
 def layer(geometry: ConvGeometry, x: torch.Tensor, weight: torch.Tensor,
           groups: int) -> torch.Tensor:
     """The stride-1 conv of ``x`` with every output summing its full count."""
     dims = geometry.dims
-    wrapped = wrap(x, geometry.kernel)
+    wrapped = circular_pad(x, geometry.kernel)
     if not geometry.transposed:
         return (F.conv1d, F.conv2d, F.conv3d)[dims - 1](wrapped, weight, groups=groups)
     y = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[dims - 1](
