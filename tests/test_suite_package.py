@@ -60,17 +60,25 @@ def test_plugin_is_inert_in_the_users_own_runs(user_repo):
     assert "1 passed" in done.stdout
 
 
-def test_a_listed_deviation_lets_a_fork_gate_on_the_rest(user_repo):
+# The plugin builds its results from test reports (gainkit/suite/plugin.py, "Workers"): each
+# behaviour below holds in one process and with xdist workers, where the controller that writes
+# the results collected nothing.
+MODES = pytest.mark.parametrize("mode", [("-n", "0"), ("-n", "2")], ids=["one-process",
+                                                                         "two-workers"])
+
+
+@MODES
+def test_a_listed_deviation_lets_a_fork_gate_on_the_rest(user_repo, mode):
     """tanh 5% off (a mutant): failing without the list, passing with tanh's test listed."""
     mutant = ("-p", "gainkit.mutation.catalogue", "--gainkit-mutant", "gain-tanh-x1.05")
     select = ("-k", "test_documented_value_and_type")
-    failing = pytest_in(user_repo, "--pyargs", VALUES, *mutant, *select)
+    failing = pytest_in(user_repo, "--pyargs", VALUES, *mutant, *select, *mode)
     assert failing.returncode == 1, failing.stdout[-3000:]
     (user_repo / "deviations.txt").write_text(
         "# our fork's tanh gain\n"
         "test_values.py::test_documented_value_and_type[tanh]   # 1.75, on purpose\n")
     gated = pytest_in(user_repo, "--pyargs", VALUES, *mutant, *select, "--gainkit-deviations",
-                      "deviations.txt", "--gainkit-json", "r.json")
+                      "deviations.txt", "--gainkit-json", "r.json", *mode)
     assert gated.returncode == 0, gated.stdout[-3000:]
     assert "1 xfailed" in gated.stdout
     results = json.loads((user_repo / "r.json").read_text())
@@ -80,12 +88,13 @@ def test_a_listed_deviation_lets_a_fork_gate_on_the_rest(user_repo):
     assert record["no_longer_deviating"] == [] and record["unmatched"] == []
 
 
-def test_stale_and_unmatched_deviations_are_reported(user_repo):
+@MODES
+def test_stale_and_unmatched_deviations_are_reported(user_repo, mode):
     (user_repo / "deviations.txt").write_text(
         "test_documented_value_and_type[tanh]\n"
         "test_no_such_test\n")
     done = pytest_in(user_repo, "--pyargs", VALUES, "--gainkit-deviations", "deviations.txt",
-                     "--gainkit-json", "r.json", "-k", "test_documented_value_and_type")
+                     "--gainkit-json", "r.json", "-k", "test_documented_value_and_type", *mode)
     assert done.returncode == 0, done.stdout[-3000:]
     assert ("deviations.txt: 'test_documented_value_and_type[tanh]' no longer deviates"
             in done.stdout)
@@ -93,6 +102,39 @@ def test_stale_and_unmatched_deviations_are_reported(user_repo):
     record = json.loads((user_repo / "r.json").read_text())["deviations"]
     assert record["no_longer_deviating"] == ["test_documented_value_and_type[tanh]"]
     assert record["unmatched"] == ["test_no_such_test"]
+
+
+def test_the_suite_runs_on_workers_by_default_and_in_one_process_with_n_0(user_repo):
+    default = pytest_in(user_repo, "--pyargs", VALUES, "-k", "tanh")
+    assert default.returncode == 0, default.stdout[-3000:]
+    assert "created: " in default.stdout and " workers" in default.stdout
+    serial = pytest_in(user_repo, "--pyargs", VALUES, "-k", "tanh", "-n", "0")
+    assert serial.returncode == 0 and "created: " not in serial.stdout
+    own = pytest_in(user_repo, "test_own.py")  # the user's own runs are theirs to distribute
+    assert own.returncode == 0 and "created: " not in own.stdout
+
+
+def test_workers_measure_what_one_process_does(user_repo):
+    """Same records, outcomes and verdict from two workers as from one process, on the files
+    whose tests share cached runs (gainkit/suite/scheduling.py)."""
+    files = ("gainkit.conformance.test_stability", "gainkit.conformance.test_conv_stability",
+             "gainkit.conformance.test_module_defaults")
+    select = ("-k", "(linear or conv1d) and not leaky")
+    results = {}
+    for label, mode in (("one", ("-n", "0")), ("two", ("-n", "2"))):
+        done = pytest_in(user_repo, "--pyargs", *files, *select, *mode,
+                         "--gainkit-json", label + ".json")
+        assert done.returncode == 0, done.stdout[-3000:]
+        results[label] = json.loads((user_repo / (label + ".json")).read_text())
+    one, two = results["one"], results["two"]
+    assert len(one["records"]) > 20
+    def canonical(entries):
+        return sorted(json.dumps(entry, sort_keys=True) for entry in entries)
+    assert canonical(two["records"]) == canonical(one["records"])
+    assert (sorted((o["nodeid"], o["outcome"]) for o in two["outcomes"])
+            == sorted((o["nodeid"], o["outcome"]) for o in one["outcomes"]))
+    assert two["verdict"] == one["verdict"]
+    assert_follows_the_schema(two)
 
 
 def test_missing_deviations_file_is_a_usage_error(user_repo):

@@ -78,7 +78,9 @@ def pytest_command(suite: Path, json_path: str, *, python: str = sys.executable,
     paths = [str(suite)]
     if focused and mutant is not None:
         paths = [str(suite / name) for name in mutant.caught_by]
-    command = [python, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",
+    # -n 0: one process per run; the runner spreads its runs over the cores itself (--jobs),
+    # and a focused run is too short to pay for workers' start-up.
+    command = [python, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider", "-n", "0",
                "--gainkit-device", device, "--gainkit-seed", str(seed), "--gainkit-json",
                json_path]
     if mutant is not None:

@@ -11,6 +11,16 @@ verdict line (gainkit.suite.summary) and writes the results. Its outputs (``--ga
 ``--junitxml``) are checked before the first test (gainkit.outputs): an unwritable path is
 pytest's usage error, one line; the results file is written whole or not at all (exit 3).
 
+Workers. The suite's tests are small and single-threaded, so a run of the suite uses the
+machine's cores through pytest-xdist (a dependency): when the run selects the suite and the
+command line says nothing of ``-n``/``--numprocesses``, the plugin asks for ``-n auto``, at most
+MAX_WORKERS workers; unless the command line names a ``--dist``, the plugin's scheduler
+(gainkit.suite.scheduling) sends the tests that share a cached run to one worker, so that each
+run is measured once. ``-n 0`` runs the suite in one process; ``--pdb`` does too (xdist's
+rule). Everything the plugin reports is built from test reports, which workers send to the
+controller with the records and the deviation ids attached, so the header, the verdict line,
+the JSON results and the deviations are the same in both modes.
+
 Expected deviations (``--gainkit-deviations FILE``, after array-api-tests' ``--xfails-file``):
 one entry a line, ``#`` comments; an entry selects every test whose id, from the file name on
 (``test_values.py::test_documented_value_and_type[tanh]``), contains it. Those tests are marked
@@ -35,6 +45,11 @@ RESULTS_PLUGIN = "gainkit-results"
 SUITE_PACKAGE = "gainkit.conformance"
 SUITE_CONFIG = "pytest.ini"  # shipped beside the suite: its own settings (conformance/pytest.ini)
 CUDA_MISSING = "CUDA not available: torch.cuda.is_available() is False"
+# Every worker imports torch and scipy and collects the suite (about 4 s of CPU) before its
+# first test; the suite's own CPU work is about 15 s, so workers beyond 8 add start-up, not speed.
+MAX_WORKERS = 8
+RECORDS_ATTRIBUTE = "gainkit_records"  # a JSON list of the test's records, on its report
+TEST_ID_ATTRIBUTE = "gainkit_test_id"  # Deviations.test_id of the report's test
 
 
 def pytest_addoption(parser) -> None:
@@ -86,6 +101,46 @@ def _selects_suite(config) -> bool:
     return False
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_cmdline_main(config):
+    # A wrapper runs before every plain implementation, xdist's (tryfirst) among them, which
+    # turns -n into workers: the defaults have to be in place by then.
+    option = config.option
+    if _distributable(config):
+        if option.numprocesses is None:
+            option.numprocesses = "auto"
+            option.maxprocesses = min(option.maxprocesses or MAX_WORKERS, MAX_WORKERS)
+        if option.dist == "no":  # no --dist of the user's: tests sharing a run stay together
+            option.dist = "loadscope"
+            config._gainkit_shared_scopes = True
+    yield
+
+
+def _distributable(config) -> bool:
+    option = config.option
+    if not hasattr(option, "numprocesses"):  # xdist's option: it is not installed, or blocked
+        return False
+    if is_worker(config) or getattr(option, "collectonly", False):
+        return False
+    if getattr(option, "usepdb", False) or option.numprocesses == 0:
+        return False
+    return _selects_suite(config)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Our scheduler where the plugin chose the distribution (see "Workers"), else xdist's."""
+    if not getattr(config, "_gainkit_shared_scopes", False):
+        return None
+    from gainkit.suite.scheduling import SharedRunScheduling
+
+    return SharedRunScheduling(config, log)
+
+
+def is_worker(config) -> bool:
+    """Whether this process is an xdist worker (the controller writes the outputs)."""
+    return hasattr(config, "workerinput")
+
+
 def selected_devices(config) -> tuple:
     choice = config.getoption("gainkit_device")
     return ("cpu", "cuda") if choice == "all" else (choice,)
@@ -117,7 +172,6 @@ class Deviations:
                 self.entries[entry.strip()] = reason.strip()
         self.selected: Dict[str, List[str]] = {entry: [] for entry in self.entries}
         self.passed: Dict[str, List[str]] = {entry: [] for entry in self.entries}
-        self.ids: Dict[str, str] = {}  # node id -> test id
 
     @staticmethod
     def test_id(item) -> str:
@@ -128,20 +182,25 @@ class Deviations:
         return os.path.basename(path) + sep + rest
 
     def mark(self, item) -> None:
+        """Mark the collected ``item`` xfail if an entry selects it (where it runs)."""
         test_id = self.test_id(item)
-        self.ids[item.nodeid] = test_id
         for entry, reason in self.entries.items():
             if entry in test_id:
-                self.selected[entry].append(test_id)
                 item.add_marker(pytest.mark.xfail(
                     reason=f"listed in {self.path}: {entry}" + (f" ({reason})" if reason else ""),
                     strict=False))
 
-    def record_pass(self, nodeid: str) -> None:
-        test_id = self.ids.get(nodeid)
-        for entry, tests in self.selected.items():
-            if test_id in tests:
-                self.passed[entry].append(test_id)
+    def observe(self, report, test_id: str) -> None:
+        """Count what the entries selected and which of those passed, from the test's reports:
+        the process that writes the results may not be the one that collected the tests."""
+        if report.when == "setup":
+            for entry in self.entries:
+                if entry in test_id:
+                    self.selected[entry].append(test_id)
+        elif report.when == "call" and report.passed and hasattr(report, "wasxfail"):
+            for entry, tests in self.selected.items():
+                if test_id in tests:
+                    self.passed[entry].append(test_id)
 
     def unmatched(self) -> List[str]:
         return [entry for entry, tests in self.selected.items() if not tests]
@@ -164,15 +223,16 @@ class SuiteSession:
         from gainkit.suite import torchinfo
 
         self.config = config
+        self.worker = is_worker(config)
         self.seed = config.getoption("gainkit_seed")
         self.path = config.getoption("gainkit_json")
         self.devices = list(selected_devices(config))
         # Every output is checked before the first test runs, so that an unwritable path is
         # one line (pytest's usage error) instead of a traceback after the whole run.
         try:
-            if self.path:
+            if self.path and not self.worker:
                 outputs.check_file(self.path, "--gainkit-json")
-            if getattr(config.option, "xmlpath", None):
+            if getattr(config.option, "xmlpath", None) and not self.worker:
                 outputs.check_file(config.option.xmlpath, "--junitxml")
         except outputs.OutputError as error:
             raise pytest.UsageError(str(error)) from None
@@ -181,12 +241,24 @@ class SuiteSession:
         self.determinism = torchinfo.make_deterministic()
         self.records: List[dict] = []
         self.outcomes: List[dict] = []
+        self._unreported: List[dict] = []  # recorded since the last report was made
 
     def record(self, kind: str, case_id: str, **fields) -> None:
+        """Keep a measured result: it travels on the test's next report (from an xdist worker
+        to the controller too) and reaches the JSON results from there."""
         entry = dict(fields, kind=kind, case_id=case_id)
         # Fail in the recording test, not at session end, when a field is not JSON.
         json.dumps(entry, allow_nan=True)
-        self.records.append(entry)
+        self._unreported.append(entry)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        setattr(report, TEST_ID_ATTRIBUTE, Deviations.test_id(item))
+        if self._unreported:
+            setattr(report, RECORDS_ATTRIBUTE, json.dumps(self._unreported, allow_nan=True))
+            self._unreported = []
 
     def as_json(self, exit_status: int) -> dict:
         from gainkit.suite import expectations, torchinfo
@@ -239,6 +311,7 @@ class SuiteSession:
                 self.deviations.mark(item)
 
     def pytest_runtest_logreport(self, report) -> None:
+        # On the controller of an xdist run, every report comes from a worker.
         if report.when == "call" or report.outcome != "passed":
             entry = {"nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
                      "duration": report.duration}
@@ -248,12 +321,14 @@ class SuiteSession:
                 # (path, line, "Skipped: reason")
                 entry["reason"] = str(report.longrepr[2]).replace("Skipped: ", "", 1)
             self.outcomes.append(entry)
-        if (self.deviations and report.when == "call" and report.passed
-                and hasattr(report, "wasxfail")):
-            self.deviations.record_pass(report.nodeid)
+        self.records.extend(json.loads(getattr(report, RECORDS_ATTRIBUTE, None) or "[]"))
+        if self.deviations:
+            self.deviations.observe(report, getattr(report, TEST_ID_ATTRIBUTE, ""))
 
     @pytest.hookimpl(trylast=True)  # the verdict is the last line before pytest's own
     def pytest_terminal_summary(self, terminalreporter, exitstatus) -> None:
+        if self.worker:
+            return
         self._deviations_summary(terminalreporter)
         from gainkit.suite import torchinfo
 
@@ -277,7 +352,7 @@ class SuiteSession:
             terminalreporter.line(f"{self.deviations.path}: {entry!r} selects no test")
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
-        if not self.path:
+        if not self.path or self.worker:
             return
         # like --junitxml's, the folders it names are created
         text = json.dumps(self.as_json(int(exitstatus)), indent=1, sort_keys=True)
