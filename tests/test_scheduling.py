@@ -1,5 +1,6 @@
 """The suite's xdist scopes (gainkit.suite.scheduling) against a real collection of the suite:
-tests that share a cached measurement share a scope, and nothing else does."""
+tests that share a cached measurement share a scope, one scope per measurement, and the other
+tests are one scope per test function."""
 
 from __future__ import annotations
 
@@ -51,8 +52,11 @@ def test_tests_sharing_a_measurement_share_a_scope_and_no_other_does(suite_items
     scopes = collections.defaultdict(set)
     keys = collections.defaultdict(set)
     for item in suite_items:
-        # a test that shares nothing is its own key: its scope must be its alone
-        key = _shared_key(item) or item.nodeid
+        key = _shared_key(item)
+        if key is None:
+            if item.path.name in scheduling.SHARED:
+                continue  # a file's rule applies to its every test; this one shares nothing
+            key = (item.path.name, item.originalname)  # with its function's other tests
         scope = scheduling.scope(item.nodeid)
         scopes[key].add(scope)
         keys[scope].add(key)
@@ -78,7 +82,7 @@ def test_the_init_names_are_the_probes():
     ("test_module_defaults.py::test_parameter_draws_its_default[cpu-float32-module:linear.bias]",
      "test_module_defaults.py::[cpu-float32-module:linear]"),
     ("test_values.py::test_documented_value_and_type[tanh]",
-     "test_values.py::test_documented_value_and_type[tanh]"),
+     "test_values.py::test_documented_value_and_type"),
     ("test_stability.py::test_not_parametrised", "test_stability.py::test_not_parametrised"),
 ])
 def test_scope_of_a_node_id(nodeid, expected):

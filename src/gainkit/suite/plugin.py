@@ -80,11 +80,13 @@ def suite_dir() -> str | None:
     return os.path.dirname(os.path.realpath(spec.origin))
 
 
-def _selects_suite(config) -> bool:
-    """Whether any argument of this run names the suite, as a path or (--pyargs) a module."""
+def _suite_targets(config) -> List[str]:
+    """The real paths inside the suite that the arguments of this run name, as a path or
+    (--pyargs) a module."""
     folder = suite_dir()
     if folder is None:
-        return False
+        return []
+    targets = []
     for arg in config.args:
         target = str(arg).split("::")[0]
         if config.option.pyargs and not os.path.exists(target):
@@ -97,8 +99,13 @@ def _selects_suite(config) -> bool:
             target = spec.origin
         path = os.path.realpath(os.path.join(str(config.invocation_params.dir), target))
         if path == folder or path.startswith(folder + os.sep):
-            return True
-    return False
+            targets.append(path)
+    return targets
+
+
+def _selects_suite(config) -> bool:
+    """Whether any argument of this run names the suite."""
+    return bool(_suite_targets(config))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -124,9 +131,13 @@ def _distributable(config) -> bool:
         return False
     if getattr(option, "usepdb", False) or option.numprocesses == 0:
         return False
-    return _selects_suite(config)
+    # The benchmarks (bench_*.py) time the suite and the forum themselves; pytest-benchmark
+    # switches itself off under xdist.
+    return any(not os.path.basename(path).startswith("bench_")
+               for path in _suite_targets(config))
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: not known when xdist is blocked (-p no:xdist)
 def pytest_xdist_make_scheduler(config, log):
     """Our scheduler where the plugin chose the distribution (see "Workers"), else xdist's."""
     if not getattr(config, "_gainkit_shared_scopes", False):
@@ -134,6 +145,13 @@ def pytest_xdist_make_scheduler(config, log):
     from gainkit.suite.scheduling import SharedRunScheduling
 
     return SharedRunScheduling(config, log)
+
+
+def distributing(config) -> bool:
+    """Whether this process hands the tests to xdist workers and runs none itself."""
+    option = config.option
+    return (not is_worker(config) and bool(getattr(option, "numprocesses", None))
+            and getattr(option, "dist", "no") != "no")
 
 
 def is_worker(config) -> bool:
@@ -220,8 +238,6 @@ class SuiteSession:
     """What the plugin does in a run of gainkit's suite: results, header, deviations."""
 
     def __init__(self, config) -> None:
-        from gainkit.suite import torchinfo
-
         self.config = config
         self.worker = is_worker(config)
         self.seed = config.getoption("gainkit_seed")
@@ -238,10 +254,43 @@ class SuiteSession:
             raise pytest.UsageError(str(error)) from None
         deviations = config.getoption("gainkit_deviations")
         self.deviations = Deviations(deviations) if deviations else None
-        self.determinism = torchinfo.make_deterministic()
+        self._determinism: List[str] | None = None
+        self._torch: dict | None = None  # torchinfo.describe(), from a worker where there are
+        if not distributing(config):
+            self._set_determinism()  # before the first test of this process
         self.records: List[dict] = []
         self.outcomes: List[dict] = []
         self._unreported: List[dict] = []  # recorded since the last report was made
+
+    @property
+    def determinism(self) -> List[str]:
+        """torch's determinism flags, set in this process on first use. A controller that
+        hands every test to workers imports torch only for the header, which it writes while
+        its workers start (and they set the flags for themselves)."""
+        return self._set_determinism()
+
+    def torch_info(self) -> dict:
+        """The library under test (torchinfo.describe()): a worker's where workers ran the
+        tests, so that a controller writing a -q run's verdict needs no torch of its own."""
+        if self._torch is None:
+            from gainkit.suite import torchinfo
+
+            self._torch = torchinfo.describe()
+        return self._torch
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        if "gainkit_torch" in output:
+            self._torch = output["gainkit_torch"]
+            self._determinism = output["gainkit_determinism"]
+
+    def _set_determinism(self) -> List[str]:
+        if self._determinism is None:
+            from gainkit.suite import torchinfo
+
+            self._determinism = torchinfo.make_deterministic()
+        return self._determinism
 
     def record(self, kind: str, case_id: str, **fields) -> None:
         """Keep a measured result: it travels on the test's next report (from an xdist worker
@@ -261,11 +310,11 @@ class SuiteSession:
             self._unreported = []
 
     def as_json(self, exit_status: int) -> dict:
-        from gainkit.suite import expectations, torchinfo
+        from gainkit.suite import expectations
 
         return {
-            "verdict": summary.verdict(torchinfo.describe(), self.outcomes, exit_status),
-            "torch": torchinfo.describe(),
+            "verdict": summary.verdict(self.torch_info(), self.outcomes, exit_status),
+            "torch": self.torch_info(),
             "seed": self.seed,
             "devices": self.devices,
             "determinism": self.determinism,
@@ -278,9 +327,9 @@ class SuiteSession:
         }
 
     def pytest_report_header(self, config) -> List[str]:
-        from gainkit.suite import expectations, torchinfo
+        from gainkit.suite import expectations
 
-        info = torchinfo.describe()
+        info = self.torch_info()
         devices = ", ".join(self.devices)
         if "cuda" in self.devices and not info["cuda_available"]:
             devices += f" (cuda cases skipped: {CUDA_MISSING})"
@@ -330,9 +379,7 @@ class SuiteSession:
         if self.worker:
             return
         self._deviations_summary(terminalreporter)
-        from gainkit.suite import torchinfo
-
-        result = summary.verdict(torchinfo.describe(), self.outcomes, exitstatus)
+        result = summary.verdict(self.torch_info(), self.outcomes, exitstatus)
         terminalreporter.write_sep("-", "gainkit verdict")
         terminalreporter.line("gainkit: " + result["line"], bold=True,
                               red=result["status"] == summary.DEVIATES,
@@ -352,7 +399,15 @@ class SuiteSession:
             terminalreporter.line(f"{self.deviations.path}: {entry!r} selects no test")
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
-        if not self.path or self.worker:
+        if self.worker:  # the controller writes the results, with this worker's torch
+            from gainkit.suite import torchinfo
+
+            # through JSON: execnet sends plain types only (torch.__version__ is a TorchVersion)
+            session.config.workeroutput["gainkit_torch"] = json.loads(
+                json.dumps(torchinfo.describe()))
+            session.config.workeroutput["gainkit_determinism"] = self.determinism
+            return
+        if not self.path:
             return
         # like --junitxml's, the folders it names are created
         text = json.dumps(self.as_json(int(exitstatus)), indent=1, sort_keys=True)

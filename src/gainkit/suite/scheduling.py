@@ -7,7 +7,9 @@ all), every parameter of a module's default resets. Were they sent to different 
 worker would measure the run again. The scheduler is xdist's loadscope with a scope per shared
 measurement instead of per module: a test's scope is its file and its parameter id less the
 parts that vary among the tests sharing it (the init, for the stability files; the parameter
-name, for the module defaults). Every other test is a scope of its own, as in ``--dist load``.
+name, for the module defaults). The other tests are one scope per test function: each of them
+is cheap, and a unit per test cost the controller about 1 s of scheduling and messages a run
+(it sends every unit to a worker on its own), CPU the workers need.
 
 The controller sees node ids only, so the scope is read from the id; the ids are the suite's
 own (conformance/test_*.py), and tests/test_scheduling.py checks this against a collection.
@@ -51,7 +53,7 @@ def scope(nodeid: str) -> str:
     rule = SHARED.get(path.replace("\\", "/").rsplit("/", 1)[-1])
     function, bracket, params = name.partition("[")
     if rule is None or not bracket:
-        return nodeid
+        return f"{path}::{function}"
     return f"{path}::[{rule(params[:-1])}]"
 
 
