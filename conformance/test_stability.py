@@ -7,8 +7,10 @@ compares them with mean-field theory corrected for finite width (``gainkit.meanf
 
 - forward: per-layer second moment of the pre-activations against the predicted profile,
   and its converged value (or, for critical gains, the endpoint of a preserved signal);
-- backward: the per-layer growth of the squared gradient against chi, the measured chi_1 and
-  regime (with the depth at which gradients change 10x) against theory;
+- backward: the per-layer growth of the squared gradient against chi, the measured chi_1
+  (with the depth at which gradients change 10x) against theory;
+- regime: once per gain, device and dtype, on the slopes of all its inits pooled: the measured
+  chi_1 band fits the regime theory and gains.toml give, and only it when ordered or chaotic;
 - claims: the forum's statements (tanh 5/3, selu 3/4, selu gain 1) in the forum's network.
 
 Every test also runs a negative control -- the same draws with the weights scaled by 1.05 and
@@ -73,6 +75,17 @@ def test_backward_gradient_growth_matches_chi(subject, init, device, dtype, seed
                                               probe_overrides, require_gain, results):
     run = _run(subject, init, device, dtype, seed, z_score, probe_overrides, require_gain)
     _judged("backward", run, results)
+
+
+@parametrise_subject
+def test_measured_regime_pools_every_init(subject, device, dtype, seed, z_score, probe_overrides,
+                                          require_gain, results):
+    """The runs of the two tests above (the same cache: one scheduling unit), judged together."""
+    runs = [_run(subject, init, device, dtype, seed, z_score, probe_overrides, require_gain)
+            for init in mlp.INITS]
+    verdict = verdicts.judge_regime(runs)
+    results.record(**verdict.record)
+    assert verdict.passed, verdict.message()
 
 
 @pytest.mark.parametrize("subject", CLAIMED, ids=[subject.id for subject in CLAIMED])

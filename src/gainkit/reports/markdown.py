@@ -82,7 +82,8 @@ def measured_text(matrix: Matrix, case_id: str) -> str:
     records = matrix.stability_records(case_id)
     if not records:
         return "No stability measurement in these results."
-    setups = {tuple(r.get(k) for k in ("init", "device", "dtype", "depth")) for _, r in records}
+    setups = {tuple(r.get(k) for k in ("init", "device", "dtype", "depth")) for _, r in records
+              if r.get("check") != POOLED_CHECK}
     passed = sum(1 for _, r in records if r.get("verdict") == PASS)
     releases = len({name for name, _ in records})
     text = (f"Measured on {releases} release{'s' * (releases != 1)} in {len(setups)} "
@@ -104,10 +105,29 @@ def measured_text(matrix: Matrix, case_id: str) -> str:
                                                              for chi in (min(chis), max(chis)))]
             span = depths[0] if depths[0] == depths[1] else "–".join(depths)
             text += f", so gradients change 10x after {span} layers (theory {theory_depth})"
+    text += _pooled_regime_text(records)
     if _same_on_every_release(records):
         text += ("; every release measured the same χ₁ to 6 digits (same seeds, same draws: "
                  "only float rounding differs)")
     return text + "."
+
+
+POOLED_CHECK = "regime"  # a stability record judging a gain's regime on every init pooled
+
+
+def _pooled_regime_text(records: Sequence[tuple]) -> str:
+    pooled = [r for _, r in records if r.get("check") == POOLED_CHECK]
+    if not pooled:
+        return ""
+    regimes = sorted({str(r.get("regime")) for r in pooled})
+    passed = sum(1 for r in pooled if r.get("verdict") == PASS)
+    bands = [b for r in pooled for b in r.get("chi_1_band") or ()
+             if isinstance(b, (int, float))]
+    text = (f"; the regime, judged on the slopes of every init pooled, "
+            f"{' or '.join(regimes)}: {passed} of {len(pooled)} (release × device × dtype)")
+    if bands:
+        text += f" with χ₁ bands within {_span(bands)}"
+    return text
 
 
 def _same_on_every_release(records: Sequence[tuple]) -> bool:

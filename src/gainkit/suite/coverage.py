@@ -16,6 +16,7 @@ from gainkit.suite.designs import (
     bonferroni_z,
     default_depth,
     plan,
+    pool_for_regime,
     settling_depth,
     settling_width,
 )
@@ -23,9 +24,10 @@ from gainkit.suite.expectations import DEVICE_DTYPES
 
 FAMILY_ALPHA = 1e-3  # false-alarm probability of the whole stability suite
 CLAIM_INIT = "xavier_normal"  # the forum's init
-PER_DESIGN = 8  # comparisons besides the per-layer ones: window, slope, residual, regime,
-#                 and the 2 controls x (forward, residual)
-PER_CLAIM = 5  # post RMS, growth, regime, 2 controls
+PER_DESIGN = 7  # comparisons besides the per-layer ones: window, slope, residual, and the
+#                 2 controls x (forward, residual)
+PER_CLAIM = 4  # post RMS, growth, 2 controls
+PER_POOL = 3  # a gain's regime, on the slopes of all its inits pooled: the band, 2 controls
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def suite_z(covered: Sequence[Subject], depth: int | None = None) -> float:
     for subject in covered:
         layers = depth or default_depth(theory.analyse(
             theory.activation(subject.activation, subject.slope), subject.gain))
-        comparisons += (layers + PER_DESIGN) * len(INITS) * len(DEVICE_DTYPES)
+        comparisons += ((layers + PER_DESIGN) * len(INITS) + PER_POOL) * len(DEVICE_DTYPES)
         if subject.claim:
             comparisons += PER_CLAIM * len(DEVICE_DTYPES)
     return bonferroni_z(comparisons, FAMILY_ALPHA)
@@ -91,17 +93,37 @@ def suite_design(subject: Subject, init: str, z: float, width: int | None = None
                  depth: int | None = None, draws: int | None = None,
                  claim: bool = False) -> Design:
     """The design the suite runs for ``subject`` and ``init`` (``claim``: the forum's net,
-    deep and wide enough to settle, judged on the post-activation RMS)."""
-    kurtosis = -1.2 if "uniform" in init else 0.0  # excess kurtosis of the weights
-    weights = "orthogonal" if init == "orthogonal" else "gaussian"
+    deep and wide enough to settle, judged on the post-activation RMS).
+
+    Neither decides the regime alone: a run's chi_1 band must fit the expected regime, and the
+    gain's regime proper is judged on the pooled slopes of all its inits (``suite_designs``),
+    so no design needs the draws that would tell it on its own."""
     if not claim:
-        return plan(subject.activation, subject.slope, subject.gain, z, width, depth, draws,
-                    kurtosis, weights=weights)
+        return suite_designs(subject, z, width, depth, draws)[INITS.index(init)]
     act = theory.activation(subject.activation, subject.slope)
     depth = depth or settling_depth(subject.activation, subject.slope, subject.gain)
     width = width or settling_width(theory.analyse(act, subject.gain))
     return plan(subject.activation, subject.slope, subject.gain, z, width, depth, draws,
-                kurtosis, judged=("post",), rate="growth", weights=weights)
+                _kurtosis(init), judged=("post",), rate=None, weights=_weights(init))
+
+
+def suite_designs(subject: Subject, z: float, width: int | None = None,
+                  depth: int | None = None, draws: int | None = None) -> Tuple[Design, ...]:
+    """The designs of every init (``INITS`` order) of ``subject``, their draws raised together
+    where the pooled regime check needs more than their negative controls
+    (``designs.pool_for_regime``); ``draws`` given: as given."""
+    planned = tuple(plan(subject.activation, subject.slope, subject.gain, z, width, depth,
+                         draws, _kurtosis(init), rate=None, weights=_weights(init))
+                    for init in INITS)
+    return planned if draws is not None else pool_for_regime(planned)
+
+
+def _kurtosis(init: str) -> float:
+    return -1.2 if "uniform" in init else 0.0  # excess kurtosis of the weights
+
+
+def _weights(init: str) -> str:
+    return "orthogonal" if init == "orthogonal" else "gaussian"
 
 
 def suite_seed(seed: int, subject: Subject, init: str, device: str, dtype_name: str,

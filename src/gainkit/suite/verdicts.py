@@ -12,9 +12,15 @@ Checks:
 - ``forward``: every layer's mean ``ln q`` against its band, the converged (or, for a neutral
   map, endpoint) summary against its band, and the negative controls outside it;
 - ``backward``: the squared-gradient ratio against ``chi`` at the measured q, the measured
-  ``chi_1`` (finite-width corrected) against its band, the regime, the controls;
+  ``chi_1`` (finite-width corrected) against its band, which must fit the expected regime, the
+  controls;
 - ``claim``: the forum's network (xavier_normal, unit input, deep enough to settle): the
-  post-activation RMS and the squared-gradient growth a layer, the regime, the controls.
+  post-activation RMS and the squared-gradient growth a layer (fitting the regime), the
+  controls;
+- ``regime`` (:func:`judge_regime`, on the runs of every init of one gain, device and dtype):
+  their slopes pooled, the measured chi_1 band, which must fit the expected regime and, when
+  ordered or chaotic, only it (``designs.pool_for_regime`` sizes the draws for that); the
+  controls on the pooled residual.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from gainkit.meanfield import theory
 from gainkit.probe import mlp
 from gainkit.suite import coverage, designs, torchinfo
 
-CHECKS = ("forward", "backward", "claim")
+CHECKS = ("forward", "backward", "claim")  # per run; and "regime" on a gain's runs pooled
+POOLED_INIT = "pooled"  # the init of a regime record: every init of the gain
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,55 @@ def judge(check: str, result: Run) -> Verdict:
     problems, explanation = _JUDGES[check](result)
     return Verdict(check, tuple(problems), explanation,
                    _record(result, check, "fail" if problems else "pass"))
+
+
+def judge_regime(runs: Sequence[Run]) -> Verdict:
+    """The regime of one gain on one device and dtype, judged on the runs of all its inits
+    (``coverage.suite_designs``' designs, ``INITS`` order): their slopes at q* pooled with
+    inverse-variance weights (``designs.pooled_statistic``)."""
+    runs = tuple(runs)
+    if not runs or len({(r.subject.id, r.device, r.dtype) for r in runs}) != 1:
+        raise ValueError("judge_regime takes the runs of one gain, device and dtype")
+    first, pooled = runs[0], tuple(r.design for r in runs)
+    weights = designs.pooled_weights(pooled)
+    field, bias = first.design.mean_field, designs.pooled_bias(pooled)
+    slope = float(weights @ np.array([r.observed[0].slope for r in runs]))
+    problems = _outside("chi_1 of every init pooled (finite-width corrected)", slope - bias,
+                        _shifted(designs.pooled_band(pooled), bias), _chi)
+    half_width = designs.pooled_band(pooled).half_width
+    problems += _regime_problems(first.subject, field, slope - bias, half_width, exclusive=True)
+    residual_band = designs.pooled_band(pooled, "residual")
+    controls = {}
+    for k, factor in enumerate(designs.CONTROL_FACTORS, start=1):
+        value = float(weights @ np.array([r.observed[k].residual for r in runs]))
+        controls[str(factor)] = {"residual": value}
+        if residual_band.contains(value):
+            problems.append(
+                f"negative control not rejected: weights x{factor:.2f} give a pooled residual "
+                f"{_chi(value)} inside the band {_interval(residual_band, _chi)}: this check "
+                "cannot tell a 5% gain error")
+    draws = sum(r.design.draws for r in runs)
+    explanation = (
+        f"regime of {first.subject.id} gain {first.subject.gain:.6g} on {first.device} "
+        f"{first.dtype}, the slopes of {len(runs)} inits pooled ({draws} draws, z "
+        f"{first.design.z:.2f}): theory chi_1 = {field.chi_1:.6f}, {field.regime} regime; "
+        f"measured chi_1 = {math.exp(slope - bias):.4f}, band "
+        f"[{math.exp(slope - bias - half_width):.4f}, {math.exp(slope - bias + half_width):.4f}]"
+        f"; near-critical: chi_1 within 10^(+-1/{theory.NEAR_CRITICAL_DEPTH:g})")
+    record = dict(
+        kind="stability", case_id=first.subject.id, check="regime", init=POOLED_INIT,
+        device=first.device, dtype=first.dtype, width=first.design.width,
+        depth=first.design.depth, draws=draws, z=first.design.z,
+        inits=[r.init for r in runs], weights=_list(weights),
+        chi_1_measured=math.exp(slope - bias), chi_1_predicted=field.chi_1,
+        chi_1_band=[math.exp(slope - bias - half_width), math.exp(slope - bias + half_width)],
+        regime=field.regime, depth_10x=field.depth_10x, q_star=field.q_star,
+        verdict="fail" if problems else "pass", controls=controls)
+    return Verdict("regime", tuple(problems), explanation, record)
+
+
+def _shifted(band: designs.Band, shift: float) -> designs.Band:
+    return designs.Band(band.centre - shift, band.half_width)
 
 
 # --- the three checks ------------------------------------------------------------------------
@@ -182,19 +238,19 @@ def _rate_problems(label: str, measured: float, band: designs.Band, bias: float,
     corrected = measured - bias
     problems = _outside(label, corrected, designs.Band(band.centre - bias, band.half_width), _chi)
     return problems + _regime_problems(result.subject, result.design.mean_field, corrected,
-                                       band.half_width)
+                                       band.half_width, exclusive=False)
 
 
 def _regime_problems(subject: coverage.Subject, field: theory.MeanField, rate: float,
-                     half_width: float) -> List[str]:
-    """The measured ln chi_1 band must fit the expected regime (only it, when ordered or
-    chaotic), and theory must agree with gains.toml."""
+                     half_width: float, exclusive: bool) -> List[str]:
+    """The measured ln chi_1 band must fit the expected regime (``exclusive``: only it, when
+    ordered or chaotic), and theory must agree with gains.toml."""
     problems = []
     if field.regime != subject.regime:
         problems.append(f"theory puts gain {subject.gain:.6g} in the {field.regime} regime, "
                         f"gains.toml says {subject.regime}")
     regimes = designs.compatible_regimes(rate - half_width, rate + half_width)
-    exclusive = subject.regime in ("ordered", "chaotic")
+    exclusive = exclusive and subject.regime in ("ordered", "chaotic")
     if subject.regime not in regimes or (exclusive and regimes != (subject.regime,)):
         problems.append("regime: the measured chi_1 band [{:.4f}, {:.4f}] fits {}, expected "
                         "{}".format(math.exp(rate - half_width), math.exp(rate + half_width),
