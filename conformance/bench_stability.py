@@ -7,7 +7,7 @@ Targets:
 - the whole conformance suite of one release (every file, the default options, a fresh
   process) costs at most twice one forum experiment, timed side by side in the same run
   (``test_bench_whole_suite_against_the_forum``: ``ratio`` and ``target_ratio`` in extra_info);
-- the suite's full CPU coverage (every stability gain x 6 inits x float32 and float64, plus the
+- the suite's full CPU coverage (every stability gain x 7 inits x float32 and float64, plus the
   forum claims): under 30 s on a 2-core CPU;
 - the conv stacks (every conv gain x 7 inits x float32 and float64, both checks): at most
   1.5 s on a 2-core CPU (``test_bench_conv_stacks``), their share of the whole-suite budget;
