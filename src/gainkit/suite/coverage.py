@@ -104,7 +104,7 @@ def suite_design(subject: Subject, init: str, z: float, width: int | None = None
     depth = depth or settling_depth(subject.activation, subject.slope, subject.gain)
     width = width or settling_width(theory.analyse(act, subject.gain))
     return plan(subject.activation, subject.slope, subject.gain, z, width, depth, draws,
-                _kurtosis(init), judged=("post",), rate=None, weights=_weights(init))
+                weight_kurtosis(init), judged=("post",), rate=None, weights=weight_ensemble(init))
 
 
 def suite_designs(subject: Subject, z: float, width: int | None = None,
@@ -113,16 +113,18 @@ def suite_designs(subject: Subject, z: float, width: int | None = None,
     where the pooled regime check needs more than their negative controls
     (``designs.pool_for_regime``); ``draws`` given: as given."""
     planned = tuple(plan(subject.activation, subject.slope, subject.gain, z, width, depth,
-                         draws, _kurtosis(init), rate=None, weights=_weights(init))
+                         draws, weight_kurtosis(init), rate=None, weights=weight_ensemble(init))
                     for init in INITS)
     return planned if draws is not None else pool_for_regime(planned)
 
 
-def _kurtosis(init: str) -> float:
-    return -1.2 if "uniform" in init else 0.0  # excess kurtosis of the weights
+def weight_kurtosis(init: str) -> float:
+    """Excess kurtosis of the weights ``init`` draws (uniform: -1.2, else 0)."""
+    return -1.2 if "uniform" in init else 0.0
 
 
-def _weights(init: str) -> str:
+def weight_ensemble(init: str) -> str:
+    """The finite-width model's weight ensemble for ``init`` (``finitewidth.WEIGHTS``)."""
     return "orthogonal" if init == "orthogonal" else "gaussian"
 
 

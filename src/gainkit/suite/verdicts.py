@@ -105,11 +105,12 @@ def judge_regime(runs: Sequence[Run]) -> Verdict:
     first, pooled = runs[0], tuple(r.design for r in runs)
     weights = designs.pooled_weights(pooled)
     field, bias = first.design.mean_field, designs.pooled_bias(pooled)
-    slope = float(weights @ np.array([r.observed[0].slope for r in runs]))
-    problems = _outside("chi_1 of every init pooled (finite-width corrected)", slope - bias,
-                        _shifted(designs.pooled_band(pooled), bias), _chi)
-    half_width = designs.pooled_band(pooled).half_width
-    problems += _regime_problems(first.subject, field, slope - bias, half_width, exclusive=True)
+    corrected = float(weights @ np.array([r.observed[0].slope for r in runs])) - bias
+    band = designs.pooled_band(pooled)
+    problems = _outside("chi_1 of every init pooled (finite-width corrected)", corrected,
+                        _shifted(band, bias), _chi)
+    half_width = band.half_width
+    problems += _regime_problems(first.subject, field, corrected, half_width, exclusive=True)
     residual_band = designs.pooled_band(pooled, "residual")
     controls = {}
     for k, factor in enumerate(designs.CONTROL_FACTORS, start=1):
@@ -125,23 +126,19 @@ def judge_regime(runs: Sequence[Run]) -> Verdict:
         f"regime of {first.subject.id} gain {first.subject.gain:.6g} on {first.device} "
         f"{first.dtype}, the slopes of {len(runs)} inits pooled ({draws} draws, z "
         f"{first.design.z:.2f}): theory chi_1 = {field.chi_1:.6f}, {field.regime} regime; "
-        f"measured chi_1 = {math.exp(slope - bias):.4f}, band "
-        f"[{math.exp(slope - bias - half_width):.4f}, {math.exp(slope - bias + half_width):.4f}]"
+        f"measured chi_1 = {math.exp(corrected):.4f}, band "
+        f"[{math.exp(corrected - half_width):.4f}, {math.exp(corrected + half_width):.4f}]"
         f"; near-critical: chi_1 within 10^(+-1/{theory.NEAR_CRITICAL_DEPTH:g})")
     record = dict(
         kind="stability", case_id=first.subject.id, check="regime", init=POOLED_INIT,
         device=first.device, dtype=first.dtype, width=first.design.width,
         depth=first.design.depth, draws=draws, z=first.design.z,
         inits=[r.init for r in runs], weights=_list(weights),
-        chi_1_measured=math.exp(slope - bias), chi_1_predicted=field.chi_1,
-        chi_1_band=[math.exp(slope - bias - half_width), math.exp(slope - bias + half_width)],
+        chi_1_measured=math.exp(corrected), chi_1_predicted=field.chi_1,
+        chi_1_band=[math.exp(corrected - half_width), math.exp(corrected + half_width)],
         regime=field.regime, depth_10x=field.depth_10x, q_star=field.q_star,
         verdict="fail" if problems else "pass", controls=controls)
     return Verdict("regime", tuple(problems), explanation, record)
-
-
-def _shifted(band: designs.Band, shift: float) -> designs.Band:
-    return designs.Band(band.centre - shift, band.half_width)
 
 
 # --- the three checks ------------------------------------------------------------------------
@@ -236,9 +233,15 @@ def _rate_problems(label: str, measured: float, band: designs.Band, bias: float,
     """A measured ln rate of the squared gradient, less its finite-width ``bias``, against
     ``band`` shifted alike, and the regime that the corrected rate's band fits."""
     corrected = measured - bias
-    problems = _outside(label, corrected, designs.Band(band.centre - bias, band.half_width), _chi)
+    problems = _outside(label, corrected, _shifted(band, bias), _chi)
     return problems + _regime_problems(result.subject, result.design.mean_field, corrected,
                                        band.half_width, exclusive=False)
+
+
+def _shifted(band: designs.Band, bias: float) -> designs.Band:
+    """``band`` of a measured rate, moved as the rate is when its finite-width bias is taken
+    off."""
+    return designs.Band(band.centre - bias, band.half_width)
 
 
 def _regime_problems(subject: coverage.Subject, field: theory.MeanField, rate: float,
