@@ -12,7 +12,7 @@ import zlib
 import pytest
 import torch
 
-from gainkit.probe import mlp
+from gainkit.probe import determinism
 from gainkit.suite import plugin, torchinfo
 from gainkit.suite.expectations import DEVICE_DTYPES, REDUCED_PRECISION
 
@@ -72,7 +72,7 @@ def pytest_generate_tests(metafunc):
 def one_cpu_thread():
     """The suite's tensors are small: one CPU thread runs its draws, QRs and products several
     times faster than OpenMP's fork/join over two (restored at the end)."""
-    with mlp.torch_cpu_threads(1):
+    with determinism.torch_cpu_threads(1):
         yield
 
 

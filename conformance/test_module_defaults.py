@@ -23,7 +23,7 @@ import warnings
 import pytest
 import torch
 
-from gainkit.probe.mlp import seed_rng
+from gainkit.probe.determinism import seed_rng
 from gainkit.suite import designs, torchinfo, variance
 from gainkit.suite.default_stacks import reinitialise
 from gainkit.suite.expectations import DEVICE_DTYPES, MODULE_DEFAULTS

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gainkit.probe.mlp import seed_rng
+from gainkit.probe.determinism import seed_rng
 from gainkit.suite import torchinfo
 from gainkit.suite.expectations import GAINS, first_per_value
 

@@ -32,8 +32,8 @@ Scales: every ``scales`` entry reruns the same draws and inputs with the weights
 that factor (the product ``conv(h; W)`` scaled: the same network); scales are the batch dimension,
 so a negative control shares everything with the nominal run.
 
-Determinism: weights, inputs and r are drawn after ``torch.manual_seed(seed)`` inside
-``torch.random.fork_rng``; only torch APIs present in torch 1.0 are used.
+Determinism: weights, inputs and r are drawn after ``seed_rng(seed, device)`` inside
+``forked_rng`` (``gainkit.probe.determinism``); only torch APIs present in torch 1.0 are used.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ import torch
 import torch.nn.functional as F
 
 from gainkit.meanfield.conv import ConvGeometry
-from gainkit.probe.mlp import _rng_devices, torch_cpu_threads, torch_init
+from gainkit.probe.determinism import forked_rng, seed_rng, torch_cpu_threads
+from gainkit.probe.mlp import torch_init
 
 MODULE_DEFAULT = "module_default"
 # The inits a conv stack is built with: torch's random inits (orthogonal_ is a matrix init and
@@ -203,10 +204,10 @@ def measure(geometry: ConvGeometry, init: str, depth: int, draws: int,
 def _measure(geometry, init, depth, draws, spatial, scales, device, dtype, seed):
     channels = geometry.in_channels
     shape = (len(scales), draws * channels) + spatial
-    with torch.random.fork_rng(devices=_rng_devices(device)):
+    with forked_rng(device):
         # Built inside: a module default's module draws once as it is constructed.
         init = initialiser(init, geometry)
-        torch.manual_seed(seed)
+        seed_rng(seed, device)
         x = torch.randn((1, draws * channels) + spatial, dtype=dtype, device=device)
         r = torch.randn((1, draws * channels) + spatial, dtype=dtype, device=device)
         weights = draw_weights(init, geometry, depth, draws, dtype, device)

@@ -21,8 +21,9 @@ Negative controls: every entry of ``scales`` multiplies the products of the same
 inputs (y, and in the backward pass dx), which is the same layer as multiplying its weights
 (as the MLP probe does: ``gainkit.probe.mlp``).
 
-Determinism: inputs, weights and output gradients are drawn after ``torch.manual_seed(seed)``
-inside ``torch.random.fork_rng`` (the caller's RNG state is restored). Only torch 1.0 APIs.
+Determinism: inputs, weights and output gradients are drawn after ``seed_rng(seed, device)``
+inside ``forked_rng``, which restores the caller's RNG state (``gainkit.probe.determinism``).
+Only torch 1.0 APIs.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 
 from gainkit.meanfield.conv import ConvGeometry
 from gainkit.probe.conv import circular_pad, module_class
-from gainkit.probe.mlp import _rng_devices, torch_cpu_threads
+from gainkit.probe.determinism import forked_rng, seed_rng, torch_cpu_threads
 
 Init = Callable[[torch.Tensor], object]
 
@@ -93,8 +94,8 @@ def _measure(geometry, init, draws, batch, positions, scales, device, dtype, see
     weight = conv.weight
     shape = tuple(weight.shape)
     c_in, c_out = geometry.in_channels, geometry.out_channels
-    with torch.random.fork_rng(devices=_rng_devices(device)):
-        torch.manual_seed(seed)
+    with forked_rng(device):
+        seed_rng(seed, device)
         x = torch.randn((batch, draws * c_in) + positions, dtype=dtype, device=device)
         dy = torch.randn((batch, draws * c_out) + positions, dtype=dtype, device=device)
         stack = torch.empty((draws,) + shape, dtype=dtype, device=device)

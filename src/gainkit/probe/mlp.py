@@ -23,17 +23,16 @@ Biases (``biased=True``): ``h^{l+1} = W^{l+1} phi(h^l) + b^{l+1}``, the init the
 default (``reset_parameters``) is measured. The scales multiply the weights only.
 
 Determinism: the weights, inputs and r are drawn after ``seed_rng(seed, device)`` (what
-``torch.manual_seed(seed)`` does for that device) inside ``torch.random.fork_rng`` (the
-caller's RNG state is restored), so a run is a function of the seed. On CUDA this holds as
-well: Philox draws are fixed by seed and call order, and bmm and the reductions used here do
-not use atomics; the suite's conftest switches TF32 off.
+``torch.manual_seed(seed)`` does for that device) inside ``forked_rng`` (the caller's RNG
+state is restored; ``gainkit.probe.determinism``), so a run is a function of the seed. On
+CUDA this holds as well: Philox draws are fixed by seed and call order, and bmm and the
+reductions used here do not use atomics; the suite's conftest switches TF32 off.
 Only torch APIs present in torch 1.0 are used.
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence, Tuple
 
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 
 from gainkit import activations
+from gainkit.probe.determinism import forked_rng, seed_rng, torch_cpu_threads
 
 Init = Callable[[torch.Tensor], object]
 # The init functions the probe can build (torch_init), named as in test ids and records.
@@ -121,44 +121,6 @@ class Measurement:
     seed: int
 
 
-def _rng_devices(device: torch.device) -> list:
-    if device.type != "cuda":
-        return []
-    return [device.index if device.index is not None else torch.cuda.current_device()]
-
-
-@contextmanager
-def torch_cpu_threads(count: int | None):
-    """torch's CPU threads set to ``count`` inside (None: left alone), restored after.
-
-    The suite's kernels are small (N x N per draw, QR of a 64 x 64 weight): on a shared 2-core
-    machine OpenMP fork/join made bmm ~100x and orthogonal_ ~60x slower with 2 threads than
-    with 1."""
-    if count is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def seed_rng(seed: int, device="cpu") -> None:
-    """``torch.manual_seed(seed)`` for draws on ``device``, the same streams.
-
-    CPU tensors draw from the default CPU generator alone, so a CPU run seeds just that one.
-    torch 2.x's ``manual_seed`` also queues a lazy seeding of every accelerator backend
-    (cuda, xpu, mtia), each storing a formatted traceback of its caller: 1-2 ms a call at a
-    pytest test's stack depth, against ~1 us for the generator's own ``manual_seed``.
-    """
-    if torch.device(device).type == "cpu":
-        torch.random.default_generator.manual_seed(seed)  # torch 1.0: not torch.default_generator
-    else:
-        torch.manual_seed(seed)
-
-
 def _mean_square(tensor: torch.Tensor) -> torch.Tensor:
     # Squares in float64: a float32 gradient of 1e-20 would underflow when squared.
     return (tensor.double() ** 2).mean(dim=2)
@@ -190,7 +152,7 @@ def _measure(activation, init, width, depth, draws, slope, q0, scales, device, d
     column_scale = torch.tensor([[s] for s in scales for _ in q0], dtype=dtype, device=device)
     input_scale = torch.tensor([math.sqrt(q) for q in q0], dtype=dtype, device=device)
 
-    with torch.random.fork_rng(devices=_rng_devices(device)):
+    with forked_rng(device):
         seed_rng(seed, device)
         x = torch.randn(draws, width, inputs, dtype=dtype, device=device) * input_scale
         r = torch.randn(draws, width, inputs, dtype=dtype, device=device)

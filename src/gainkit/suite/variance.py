@@ -34,7 +34,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from gainkit.probe.mlp import seed_rng
+from gainkit.probe.determinism import seed_rng
 from gainkit.suite.designs import upper_tail
 
 GAIN_ERROR = 0.05
