@@ -306,12 +306,15 @@ class FiniteWidth:
                 raise ValueError(f"{kind}[depth] does not exist")
             row += weight @ self.rows[kind]
             mean += float(weight @ self.means[kind])
-        return mean, float(row @ self.covariance @ row)
+        # A quadratic form of the (positive semi-definite) covariance: rounding can take it a
+        # few ulps below 0 where the model predicts no noise (linear, orthogonal weights).
+        return mean, max(0.0, float(row @ self.covariance @ row))
 
     def per_layer(self, kind: str) -> Tuple[np.ndarray, np.ndarray]:
         """Mean and single-draw variance of ``ln kind_l`` for every layer."""
         rows = self.rows[kind]
-        return self.means[kind].copy(), np.einsum("ij,jk,ik->i", rows, self.covariance, rows)
+        variance = np.einsum("ij,jk,ik->i", rows, self.covariance, rows)
+        return self.means[kind].copy(), np.maximum(variance, 0.0)  # as in ``statistic``
 
 
 def _noise_covariance(noise: Sequence[LayerNoise], width: int) -> Tuple[np.ndarray, np.ndarray]:

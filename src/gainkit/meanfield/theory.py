@@ -109,13 +109,60 @@ def expect(f, q=1.0, kinks=()) -> float:
     def integrand(z):
         return float(f(scale * z)) * math.exp(-0.5 * z * z)
 
-    total = 0.0
     # Each side of 0 on its own: odd integrands cancel, and a relative tolerance on the
     # cancelled sum could not be met.
-    for lower, upper in ((-_Z_MAX, 0.0), (0.0, _Z_MAX)):
-        inner = sorted(c for c in cuts if lower < c < upper)
-        total += _integrate(integrand, lower, upper, inner or None)
+    sides = [[lower] + sorted(c for c in cuts if lower < c < upper) + [upper]
+             for lower, upper in ((-_Z_MAX, 0.0), (0.0, _Z_MAX))]
+    fixed = _fixed_rule(f, scale, sides)
+    total = 0.0
+    for index, edges in enumerate(sides):
+        if fixed is not None and fixed[index] is not None:
+            total += fixed[index]
+        else:
+            total += _integrate(integrand, edges[0], edges[-1], edges[1:-1] or None)
     return total * _INV_SQRT_2PI
+
+
+# Gauss-Legendre nodes and weights on [-1, 1] at two orders: the coarse rule's disagreement
+# with the fine one bounds the fine rule's error on a piece where the integrand is smooth.
+_COARSE_ORDER, _FINE_ORDER = 20, 40
+_RULES = tuple(np.polynomial.legendre.leggauss(order) for order in (_COARSE_ORDER, _FINE_ORDER))
+_RULE_NODES = np.concatenate([nodes for nodes, _ in _RULES])
+
+
+def _fixed_rule(f, scale: float, sides):
+    """Each side's integral of ``f(scale z) exp(-z^2 / 2)`` by Gauss-Legendre on every piece
+    between its edges, in one vectorised call of f; None for a side whose coarse and fine
+    rules disagree by more than quad's tolerance (_EPSREL of the side's integral, or
+    _ROUNDING of the integral of |f| where it cancels), and None for all where f does not
+    broadcast over an array or is not finite on the nodes. The sides left None go to quad.
+
+    Between the cuts of ``expect`` the built-in integrands are analytic, and the pair of
+    rules costs one numpy evaluation of ~1000 points against quad's ~100 scalar calls
+    (~10x slower for the model's 16 moments a lattice point)."""
+    lows = np.concatenate([edges[:-1] for edges in sides])
+    highs = np.concatenate([edges[1:] for edges in sides])
+    half, middle = 0.5 * (highs - lows), 0.5 * (highs + lows)
+    z = middle[:, None] + half[:, None] * _RULE_NODES[None, :]
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            values = np.asarray(f(scale * z), dtype=float) * np.exp(-0.5 * z * z)
+    except (TypeError, ValueError):  # a scalar-only callable: quad calls it one float at a time
+        return None
+    if values.shape != z.shape or not np.isfinite(values).all():
+        return None
+    coarse_weights, fine_weights = (weights for _, weights in _RULES)
+    coarse = (values[:, :_COARSE_ORDER] @ coarse_weights) * half
+    fine = (values[:, _COARSE_ORDER:] @ fine_weights) * half
+    magnitude = (np.abs(values[:, _COARSE_ORDER:]) @ fine_weights) * half
+    results, start = [], 0
+    for edges in sides:
+        stop = start + len(edges) - 1
+        side, error = float(fine[start:stop].sum()), float(np.abs(fine - coarse)[start:stop].sum())
+        tolerance = max(_EPSREL * abs(side), _ROUNDING * float(magnitude[start:stop].sum()))
+        results.append(side if error <= tolerance else None)
+        start = stop
+    return results
 
 
 def _integrate(integrand, lower, upper, points) -> float:
@@ -376,7 +423,9 @@ def critical_gain(act, q0=1.0) -> Tuple[float | None, str]:
     # Where q* switches from 0 to inf (gelu, silu), chi_1 jumps over 1 with it. V(q0) =
     # g^2 E[phi(sqrt(q0) z)^2] grows with g, so the switch can only be the one gain where
     # V(q0) = q0: tried first, instead of ~40 brentq steps of a fixed-point search each.
-    switch = math.sqrt(q0 / expect(lambda x: act.phi(x) ** 2, q0, act.kinks))
+    # Rounded as gain_forward rounds 1 / sqrt(E[phi^2]): at q0 = 1 the search starts from that
+    # gain, and sqrt(1 / E) can land an ulp above the bracket's end.
+    switch = math.sqrt(q0) / math.sqrt(expect(lambda x: act.phi(x) ** 2, q0, act.kinks))
     if lower <= switch <= upper:
         jump = _jump(q0, switch, excess, reached)
         if jump:
