@@ -6,8 +6,9 @@ judged on). In the infinite-width limit the pre-activation second moment ``q`` f
 length map ``V(q) = g^2 E[phi(sqrt(q) z)^2] + sigma_b^2`` and the mean squared gradient
 changes by ``chi = g^2 E[phi'(sqrt(q) z)^2]`` per layer (Poole et al. 2016, Schoenholz et al.
 2017); the bias moves the fixed point q* and so chi_1, never chi's formula. Gaussian
-expectations use adaptive quadrature split at the activation's kinks, because Gauss-Hermite
-converges slowly on kinked functions.
+expectations are integrated in pieces split at the activation's kinks, because Gauss-Hermite
+converges slowly on kinked functions: Gauss-Legendre on each piece, adaptive quadrature where
+that does not meet the tolerance.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def _as_activation(act) -> Activation:
 
 
 def expect(f, q=1.0, kinks=()) -> float:
-    """``E[f(sqrt(q) z)]``, z ~ N(0, 1), by ``scipy.integrate.quad`` split at 0 and the kinks.
+    """``E[f(sqrt(q) z)]``, z ~ N(0, 1), in pieces split at 0 and the kinks: Gauss-Legendre
+    (``_fixed_rule``), or ``scipy.integrate.quad`` on a side where that misses the tolerance.
 
     ``q = 0`` and ``q = inf`` give the limits (mean of the one-sided values of f at 0, or of
     f at -inf and +inf), which is what a dying or exploding signal sees.
