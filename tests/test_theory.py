@@ -453,3 +453,53 @@ def test_interpolated_layer_noise_matches_quadrature(name):
             assert np.allclose(np.ravel(getattr(interpolated, field.name)),
                                np.ravel(getattr(direct, field.name)),
                                rtol=tolerance, atol=tolerance), (name, s, field.name)
+
+
+def _quad_only(monkeypatch):
+    # theory.expect with its Gauss-Legendre path switched off: every side by quad.
+    monkeypatch.setattr(theory, "_fixed_rule", lambda f, scale, sides: None)
+
+
+@pytest.mark.parametrize("name", theory.ACTIVATIONS)
+def test_gauss_legendre_path_agrees_with_quad(name, monkeypatch):
+    act = theory.activation(name, 0.2 if name in ("leaky_relu", "elu") else None)
+    integrands = {"phi^2": lambda x: act.phi(x) ** 2, "phi'^4": lambda x: act.dphi(x) ** 4,
+                  "u phi phi'": lambda x: x * act.phi(x) * act.dphi(x)}
+    grid = (1e-6, 0.02, 0.7, 1.0, 3.0, 50.0, 1e4)
+    fast = {(label, q): theory.expect(f, q, act.kinks) for label, f in integrands.items()
+            for q in grid}
+    _quad_only(monkeypatch)
+    for (label, q), value in fast.items():
+        reference = theory.expect(integrands[label], q, act.kinks)
+        assert value == pytest.approx(reference, rel=1e-10, abs=1e-14), (label, q)
+
+
+def test_scalar_only_integrand_goes_to_quad():
+    # math.tanh takes one float: the vectorised rule cannot call it, quad can.
+    value = theory.expect(lambda x: math.tanh(x) ** 2, 0.8)
+    assert value == pytest.approx(theory.expect(lambda x: np.tanh(x) ** 2, 0.8), rel=1e-11)
+
+
+def test_undeclared_kink_goes_to_quad(monkeypatch):
+    # |u - 0.3| has a kink expect() was not told of: the two rules disagree on the piece that
+    # holds it, so that side goes to quad, which meets the tolerance there; the other does not.
+    sides = []
+    integrate = theory._integrate
+    monkeypatch.setattr(theory, "_integrate",
+                        lambda *args: sides.append(args[1:3]) or integrate(*args))
+    value = theory.expect(lambda u: np.abs(u - 0.3), 1.0)
+    exact = 2 * math.exp(-0.045) / math.sqrt(2 * math.pi) + 0.3 * (2 * special.ndtr(0.3) - 1)
+    assert value == pytest.approx(exact, rel=1e-10)
+    assert sides == [(0.0, 12.0)]
+
+
+def test_non_finite_integrand_goes_to_quad(monkeypatch):
+    # nan on arrays only: the rule sees a non-finite value and hands both sides to quad,
+    # which calls f one float at a time and integrates 1.
+    calls = []
+    integrate = theory._integrate
+    monkeypatch.setattr(theory, "_integrate",
+                        lambda *args: calls.append(args[1:3]) or integrate(*args))
+    value = theory.expect(lambda u: np.full(np.shape(u), np.nan if np.ndim(u) else 1.0), 1.0)
+    assert calls == [(-12.0, 0.0), (0.0, 12.0)]
+    assert value == pytest.approx(1.0, rel=1e-10)
