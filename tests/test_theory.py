@@ -457,7 +457,17 @@ def test_interpolated_layer_noise_matches_quadrature(name):
 
 def _quad_only(monkeypatch):
     # theory.expect with its Gauss-Legendre path switched off: every side by quad.
-    monkeypatch.setattr(theory, "_fixed_rule", lambda f, scale, sides: None)
+    monkeypatch.setattr(theory, "_fixed_rule", lambda f, scale, sides: [None] * len(sides))
+
+
+@pytest.fixture
+def quad_sides(monkeypatch) -> list:
+    """The (lower, upper) of every side expect() hands to quad, in order."""
+    sides = []
+    integrate = theory._integrate
+    monkeypatch.setattr(theory, "_integrate",
+                        lambda *args: sides.append(args[1:3]) or integrate(*args))
+    return sides
 
 
 @pytest.mark.parametrize("name", theory.ACTIVATIONS)
@@ -480,26 +490,18 @@ def test_scalar_only_integrand_goes_to_quad():
     assert value == pytest.approx(theory.expect(lambda x: np.tanh(x) ** 2, 0.8), rel=1e-11)
 
 
-def test_undeclared_kink_goes_to_quad(monkeypatch):
+def test_undeclared_kink_goes_to_quad(quad_sides):
     # |u - 0.3| has a kink expect() was not told of: the two rules disagree on the piece that
     # holds it, so that side goes to quad, which meets the tolerance there; the other does not.
-    sides = []
-    integrate = theory._integrate
-    monkeypatch.setattr(theory, "_integrate",
-                        lambda *args: sides.append(args[1:3]) or integrate(*args))
     value = theory.expect(lambda u: np.abs(u - 0.3), 1.0)
     exact = 2 * math.exp(-0.045) / math.sqrt(2 * math.pi) + 0.3 * (2 * special.ndtr(0.3) - 1)
     assert value == pytest.approx(exact, rel=1e-10)
-    assert sides == [(0.0, 12.0)]
+    assert quad_sides == [(0.0, 12.0)]
 
 
-def test_non_finite_integrand_goes_to_quad(monkeypatch):
+def test_non_finite_integrand_goes_to_quad(quad_sides):
     # nan on arrays only: the rule sees a non-finite value and hands both sides to quad,
     # which calls f one float at a time and integrates 1.
-    calls = []
-    integrate = theory._integrate
-    monkeypatch.setattr(theory, "_integrate",
-                        lambda *args: calls.append(args[1:3]) or integrate(*args))
     value = theory.expect(lambda u: np.full(np.shape(u), np.nan if np.ndim(u) else 1.0), 1.0)
-    assert calls == [(-12.0, 0.0), (0.0, 12.0)]
+    assert quad_sides == [(-12.0, 0.0), (0.0, 12.0)]
     assert value == pytest.approx(1.0, rel=1e-10)
