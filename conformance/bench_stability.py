@@ -11,6 +11,9 @@ Targets:
   forum claims): under 30 s on a 2-core CPU;
 - the conv stacks (every conv gain x 7 inits x float32 and float64, both checks): at most
   1.5 s on a 2-core CPU (``test_bench_conv_stacks``), their share of the whole-suite budget;
+- not a target but the floor under the first one (``test_bench_floor_against_the_forum``): what
+  the whole suite would cost if its tests did nothing but draw the stability tests' weights,
+  timed side by side with the forum;
 - for comparison, the forum's method (docs/theory.md, "The forum's claims"): one 1000x1000,
   100-layer network with batch 1000 per configuration, 6-10 s each on a 2-core CPU.
   ``projected_coverage_s`` in its extra_info is that time multiplied by the number of
@@ -29,7 +32,7 @@ import pytest
 import torch
 
 from gainkit.meanfield import finitewidth
-from gainkit.probe import conv, mlp
+from gainkit.probe import conv, determinism, mlp
 from gainkit.suite import conv_stacks, coverage, designs, plugin, verdicts
 
 pytest.importorskip("pytest_benchmark")
@@ -127,13 +130,16 @@ def test_bench_forum_method(benchmark):
         benchmark.extra_info["projected_coverage_s"] = benchmark.stats.stats.mean * count
 
 
+SUITE_COMMAND = [sys.executable, "-m", "pytest", "-c", plugin.suite_config(), "--pyargs",
+                 "gainkit.conformance", "-q", "-p", "no:cacheprovider"]
+NO_TESTS_COLLECTED = 5  # pytest's exit code when a selection leaves no test to run
+
+
 def _whole_suite() -> None:
     # As `gainkit check` and the tox envs run it: a fresh process, the installed suite, its own
     # settings (-c: conformance/pytest.ini) and default options, which use every core up to
     # plugin.MAX_WORKERS.
-    subprocess.run([sys.executable, "-m", "pytest", "-c", plugin.suite_config(), "--pyargs",
-                    "gainkit.conformance", "-q", "-p", "no:cacheprovider"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(SUITE_COMMAND, check=True, stdout=subprocess.DEVNULL)
 
 
 def _timed_forum() -> float:
@@ -171,3 +177,61 @@ def test_bench_whole_suite_against_the_forum(benchmark):
     benchmark.extra_info["target_ratio"] = 2.0
     if not benchmark.disabled:
         benchmark.extra_info["ratio"] = benchmark.stats.stats.mean / forum_s
+
+
+def _suite_without_tests() -> None:
+    # The whole-suite command with every test deselected: the controller, the workers' start
+    # (torch's import in each), collection and shutdown, and no test.
+    completed = subprocess.run(SUITE_COMMAND + ["-k", "gainkit_bench_selects_no_test"],
+                               stdout=subprocess.DEVNULL)
+    assert completed.returncode == NO_TESTS_COLLECTED, completed.returncode
+
+
+def _stability_draws() -> float:
+    """Seconds to draw every weight that test_stability.py and test_conv_stability.py draw on
+    CPU (float32 and float64), through the probes' own ``draw_weights`` and init callables, in
+    one thread: the draws alone, without products, verdicts or pytest."""
+    z = coverage.suite_z(coverage.subjects())
+    mlp_designs = [(mlp.torch_init(init, *subject.init_arguments(init)),
+                    coverage.suite_design(subject, init, z))
+                   for subject in coverage.subjects() for init in mlp.INITS]
+    conv_designs = [conv_stacks.plan(case, init, z) for case in conv_stacks.CASES
+                    for init in conv.INITS]
+    with determinism.torch_cpu_threads(1):  # as the probes draw
+        started = time.perf_counter()
+        for dtype in DTYPES:
+            for torch_init, design in mlp_designs:
+                mlp.draw_weights(torch_init, design.width, design.depth, design.draws, dtype,
+                                 "cpu")
+            for design in conv_designs:
+                conv.draw_weights(conv.initialiser(design.init, design.geometry),
+                                  design.geometry, design.depth, design.draws, dtype, "cpu")
+        return time.perf_counter() - started
+
+
+def test_bench_floor_against_the_forum(benchmark):
+    """Not a target: the least the whole suite can cost with its designs, against the forum.
+
+    The floor is the suite's command with no test selected (processes, torch's import in each
+    worker, collection) plus the stability tests' weight draws shared among the workers. The
+    draws are set by the bands (every +-5% control outside with the family's confidence), so
+    no faster test code gets under the floor; ``floor_ratio`` is its ratio to the forum, and
+    ``left_for_the_rest_s`` what the 2x target leaves for everything else the suite does.
+    """
+    forum_runs = [_timed_forum()]
+    benchmark.pedantic(_suite_without_tests, rounds=1, iterations=1)
+    draws_s = _stability_draws()
+    forum_runs.append(_timed_forum())
+    forum_s = min(forum_runs)
+    workers = min(os.cpu_count() or 1, plugin.MAX_WORKERS)
+    benchmark.extra_info["forum_s"] = forum_s
+    benchmark.extra_info["forum_runs_s"] = forum_runs
+    benchmark.extra_info["stability_draws_s"] = draws_s
+    benchmark.extra_info["workers"] = workers
+    benchmark.extra_info["target_ratio"] = 2.0
+    if not benchmark.disabled:
+        floor_s = benchmark.stats.stats.mean + draws_s / workers
+        benchmark.extra_info["no_tests_s"] = benchmark.stats.stats.mean
+        benchmark.extra_info["floor_s"] = floor_s
+        benchmark.extra_info["floor_ratio"] = floor_s / forum_s
+        benchmark.extra_info["left_for_the_rest_s"] = 2.0 * forum_s - floor_s
