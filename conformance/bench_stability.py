@@ -88,17 +88,22 @@ def test_bench_one_configuration(benchmark):
                        iterations=1)
 
 
+def _conv_configurations():
+    for dtype in DTYPES:
+        for case in conv_stacks.CASES:
+            for init in conv.INITS:
+                yield case, init, dtype
+
+
 def _conv_coverage() -> int:
     # What test_conv_stability.py does on CPU: every run and both verdicts.
     z = coverage.suite_z(coverage.subjects())
     count = 0
-    for dtype in DTYPES:
-        for case in conv_stacks.CASES:
-            for init in conv.INITS:
-                run = conv_stacks.run(case, init, "cpu", dtype, 0, z)
-                for check in conv_stacks.CHECKS:
-                    conv_stacks.judge(check, run)
-                count += 1
+    for case, init, dtype in _conv_configurations():
+        run = conv_stacks.run(case, init, "cpu", dtype, 0, z)
+        for check in conv_stacks.CHECKS:
+            conv_stacks.judge(check, run)
+        count += 1
     return count
 
 
@@ -188,24 +193,24 @@ def _suite_without_tests() -> None:
 
 
 def _stability_draws() -> float:
-    """Seconds to draw every weight that test_stability.py and test_conv_stability.py draw on
-    CPU (float32 and float64), through the probes' own ``draw_weights`` and init callables, in
-    one thread: the draws alone, without products, verdicts or pytest."""
+    """Seconds to draw every weight that test_stability.py (the claims included) and
+    test_conv_stability.py draw on CPU, in the configurations the coverage benchmarks run,
+    through the probes' own ``draw_weights`` and init callables, in one thread: the draws
+    alone, without products, verdicts or pytest. The designs are planned before the clock
+    starts, as the suite's theory is not a draw."""
     z = coverage.suite_z(coverage.subjects())
-    mlp_designs = [(mlp.torch_init(init, *subject.init_arguments(init)),
-                    coverage.suite_design(subject, init, z))
-                   for subject in coverage.subjects() for init in mlp.INITS]
-    conv_designs = [conv_stacks.plan(case, init, z) for case in conv_stacks.CASES
-                    for init in conv.INITS]
+    mlp_draws = [(mlp.torch_init(init, *subject.init_arguments(init)),
+                  coverage.suite_design(subject, init, z, claim=claim), dtype)
+                 for subject, init, dtype, claim in _configurations()]
+    conv_draws = [(conv_stacks.plan(case, init, z), dtype)
+                  for case, init, dtype in _conv_configurations()]
     with determinism.torch_cpu_threads(1):  # as the probes draw
         started = time.perf_counter()
-        for dtype in DTYPES:
-            for torch_init, design in mlp_designs:
-                mlp.draw_weights(torch_init, design.width, design.depth, design.draws, dtype,
-                                 "cpu")
-            for design in conv_designs:
-                conv.draw_weights(conv.initialiser(design.init, design.geometry),
-                                  design.geometry, design.depth, design.draws, dtype, "cpu")
+        for torch_init, design, dtype in mlp_draws:
+            mlp.draw_weights(torch_init, design.width, design.depth, design.draws, dtype, "cpu")
+        for design, dtype in conv_draws:
+            conv.draw_weights(conv.initialiser(design.init, design.geometry), design.geometry,
+                              design.depth, design.draws, dtype, "cpu")
         return time.perf_counter() - started
 
 
